@@ -1,0 +1,17 @@
+"""Search engines behind one protocol; `open_engine` picks one from the settings."""
+
+from __future__ import annotations
+
+from indexer.config import Settings
+from indexer.engines.base import EngineError, SearchEngine
+
+
+def open_engine(settings: Settings) -> SearchEngine:
+    if settings.search_engine == "tantivy":
+        from indexer.engines.tantivy_engine import TantivyEngine
+
+        return TantivyEngine(settings.index_dir)
+    raise EngineError(f"検索エンジン {settings.search_engine} はまだ使えません")
+
+
+__all__ = ["EngineError", "SearchEngine", "open_engine"]

@@ -1,0 +1,150 @@
+"""The contract every search engine implements (DESIGN §1–§3).
+
+Engines receive documents whose text is already analysed into whitespace-separated tokens, so tantivy and
+Elasticsearch rank the same tokens. `IndexDocument` is also the allowlist of what may ever reach an index (T08):
+an engine stores these fields and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+# Token streams per text group; the analyzer's four forms per group (DESIGN §2).
+TEXT_GROUPS = ("title", "meta", "body")
+FORMS = ("c", "a", "r", "b")
+TOKEN_FIELDS = tuple(f"{group}_{form}" for group in TEXT_GROUPS for form in FORMS)
+
+# Facets the engines count; "year" is the publication year.
+FACET_FIELDS = ("kind", "categories", "organization", "region", "provenance", "year")
+
+SortOrder = Literal["relevance", "newest", "event"]
+SORT_ORDERS: tuple[SortOrder, ...] = ("relevance", "newest", "event")
+
+
+class EngineError(RuntimeError):
+    """The engine cannot answer (down, busy, corrupt); callers show a 503, never a stack trace."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDocument:
+    id: str
+    revision: int
+    kind: str
+    title: str
+    body: str
+    url: str | None
+    provenance: str
+    organization: str | None
+    region: str | None
+    categories: tuple[str, ...]
+    published_at: datetime | None
+    event_at: datetime | None
+    verified_at: datetime | None
+    # Display-only facts a hit needs without a database round trip (e.g. maker, product, place).
+    details: dict[str, str]
+    tokens: dict[str, str]  # TOKEN_FIELDS name -> space-joined tokens
+
+    @property
+    def year(self) -> str | None:
+        return str(self.published_at.year) if self.published_at else None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMatch:
+    """One way a term can match: a token (or a phrase of tokens) in one field, or a regex over bigrams."""
+
+    field: str
+    tokens: tuple[str, ...] = ()
+    boost: float = 1.0
+    regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TermClause:
+    """A user term: it matches when any of its alternatives matches (best alternative scores)."""
+
+    alternatives: tuple[FieldMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    kind: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    organization: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+    provenance: tuple[str, ...] = ()
+    year: tuple[str, ...] = ()
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    ids: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineQuery:
+    """Engine-neutral query: AND over `must` groups, each group an OR of clauses."""
+
+    must: tuple[tuple[TermClause, ...], ...] = ()
+    must_not: tuple[TermClause, ...] = ()
+    filters: Filters = Filters()
+    sort: SortOrder = "relevance"
+    offset: int = 0
+    limit: int = 10
+    facets: tuple[str, ...] = FACET_FIELDS
+    facet_size: int = 20
+    # Match when at least this many of the `must` groups match (None: all of them).
+    minimum_should_match: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHit:
+    id: str
+    score: float
+    document: IndexDocument
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    total: int
+    hits: list[EngineHit]
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+
+Progress = Callable[[int], None]
+
+
+@runtime_checkable
+class SearchEngine(Protocol):
+    name: str
+
+    def upsert(self, documents: Iterable[IndexDocument]) -> int:
+        """Write documents; one whose revision is not newer than the indexed one is skipped. Returns writes."""
+
+    def delete(self, ids_with_revision: Iterable[tuple[str, int]]) -> int:
+        """Remove documents as of a revision; a later upsert of an older revision must not bring them back."""
+
+    def search(self, query: EngineQuery) -> EngineResult: ...
+
+    def count(self) -> int:
+        """Searchable documents (tombstones excluded)."""
+
+    def versions(self) -> dict[str, int]:
+        """id -> indexed revision of every searchable document, to reconcile against the store (T25)."""
+
+    def rebuild(self, documents: Iterable[IndexDocument], progress: Progress | None = None) -> int:
+        """Build a fresh index from `documents` and switch to it atomically; searches never see a half index."""
+
+    def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
+        """Indexed terms of `field` starting with `prefix`, with document frequencies."""
+
+    def close(self) -> None: ...
+
+
+def sorted_facets(buckets: Sequence[tuple[str, int]], size: int) -> list[tuple[str, int]]:
+    """Most frequent first, ties by value, so every engine lists facets in the same order."""
+    return sorted(buckets, key=lambda item: (-item[1], item[0]))[:size]
