@@ -1,0 +1,220 @@
+"""The `library` command: init, import, search, reindex, stats, serve."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import sys
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from indexer.config import ConfigError, Settings
+from indexer.engines.base import SORT_ORDERS, EngineError
+from indexer.library import ImportReport, Library, open_jsonl
+from indexer.search import Query, QueryError
+from indexer.store import UnsafeStorageSettings
+from schemas import JST
+
+console = Console(stderr=True)
+MARK = re.compile(r"</?mark>")
+
+
+def _open_library() -> Library:
+    try:
+        return Library.open(Settings.from_env())
+    except (ConfigError, UnsafeStorageSettings, EngineError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@click.group(help="社会ライブラリ: 地域の知識ベースを検索・管理します。")
+def main() -> None:
+    pass
+
+
+def _import_file(library: Library, path: Path, author: str, summary: str) -> ImportReport:
+    with open_jsonl(path) as lines, _progress() as progress:
+        task = progress.add_task(f"取り込み中 {path.name}", total=path.stat().st_size)
+        return library.import_lines(
+            lines, author=author, summary=summary, on_line=lambda size: progress.advance(task, size)
+        )
+
+
+def _print_report(report: ImportReport) -> None:
+    click.echo(
+        f"新規 {report.created} 件、更新 {report.updated} 件、変更なし {report.unchanged} 件、"
+        f"エラー {len(report.errors)} 件"
+    )
+    for error in report.errors:
+        click.echo(f"  {error.line} 行目: {error.reason}", err=True)
+
+
+@main.command(help="データディレクトリとデータベースを用意します（--demo でデモデータも入れます）。")
+@click.option("--demo", is_flag=True, help="同梱のデモデータを取り込む")
+def init(demo: bool) -> None:
+    library = _open_library()
+    try:
+        click.echo(f"データディレクトリ: {library.settings.data_dir}")
+        click.echo(f"データベース: {library.store.dialect}、検索エンジン: {library.engine.name}")
+        if demo:
+            demo_file = resources.files("indexer") / "demo" / "records.jsonl"
+            with resources.as_file(demo_file) as path:
+                report = _import_file(library, path, author="demo", summary="デモデータの取り込み")
+            _print_report(report)
+            if report.errors:
+                sys.exit(1)
+    finally:
+        library.close()
+
+
+@main.command("import", help="JSONL ファイル（1 行 1 レコード）を取り込みます。")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--author", default="import", show_default=True, help="改訂履歴に残す取り込み者")
+@click.option("--summary", default=None, help="改訂履歴に残す理由（省略時はファイル名）")
+def import_(file: Path, author: str, summary: str | None) -> None:
+    library = _open_library()
+    try:
+        report = _import_file(library, file, author=author, summary=summary or f"{file.name} から取り込み")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file} は UTF-8 のテキストではありません（{exc.start} バイト目）") from exc
+    finally:
+        library.close()
+    _print_report(report)
+    if report.errors:
+        sys.exit(1)
+
+
+def _parse_date(value: str | None, end_of_day: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} は日付（例: 2026-04-01）として読めません") from exc
+    if len(value) == 10 and end_of_day:
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=JST)
+
+
+def _plain(snippet_html: str) -> str:
+    return html.unescape(MARK.sub("", snippet_html))
+
+
+@main.command(help="検索します。語の並び、\"フレーズ\"、-除外、OR が使えます。")
+@click.argument("query", default="")
+@click.option("--json", "as_json", is_flag=True, help="検索 API と同じ JSON で出力")
+@click.option("--kind", multiple=True, help="種別（notice, product, program …）")
+@click.option("--category", multiple=True, help="分類 ID")
+@click.option("--organization", multiple=True)
+@click.option("--region", multiple=True)
+@click.option("--provenance", multiple=True)
+@click.option("--from", "date_from", help="公開日の開始（YYYY-MM-DD）")
+@click.option("--to", "date_to", help="公開日の終了（YYYY-MM-DD）")
+@click.option("--sort", type=click.Choice(SORT_ORDERS), default="relevance", show_default=True)
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--size", type=int, default=10, show_default=True)
+def search(query: str, as_json: bool, date_from: str | None, date_to: str | None, **filters: Any) -> None:
+    request = Query(
+        text=query,
+        kind=tuple(filters["kind"]),
+        category=tuple(filters["category"]),
+        organization=tuple(filters["organization"]),
+        region=tuple(filters["region"]),
+        provenance=tuple(filters["provenance"]),
+        date_from=_parse_date(date_from),
+        date_to=_parse_date(date_to, end_of_day=True),
+        sort=filters["sort"],
+        page=filters["page"],
+        size=filters["size"],
+    )
+    library = _open_library()
+    try:
+        results = library.search(request)
+    except QueryError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except EngineError as exc:
+        raise click.ClickException(f"検索エンジンが応答しません: {exc}") from exc
+    finally:
+        library.close()
+    if as_json:
+        click.echo(json.dumps(results.to_json(), ensure_ascii=False, indent=2))
+        return
+    note = "（すべての語を含む結果がないため、いずれかの語を含む結果です）" if results.relaxed else ""
+    click.echo(f"{results.total} 件（{results.took_ms:.1f} ms）{note}")
+    for number, hit in enumerate(results.hits, start=(request.page - 1) * request.size + 1):
+        click.echo(f"{number}. [{hit.kind}] {hit.title}  ({hit.id})")
+        click.echo(f"   {_plain(hit.snippet)}")
+        if hit.url:
+            click.echo(f"   {hit.url}")
+
+
+@main.command(help="データベースから検索索引を作り直し、完成したら切り替えます。")
+@click.option("--workers", type=int, default=None, help="解析に使うプロセス数（既定: CPU 数）")
+def reindex(workers: int | None) -> None:
+    library = _open_library()
+    try:
+        total = library.published_count()
+        with _progress() as progress:
+            task = progress.add_task("索引を再構築中", total=total)
+            count = library.reindex(
+                workers=workers or os.cpu_count() or 1, progress=lambda n: progress.advance(task, n)
+            )
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        library.close()
+    click.echo(f"{count} 件を索引しました。")
+
+
+@main.command(help="レコード数と索引の状態を表示します。")
+@click.option("--json", "as_json", is_flag=True)
+def stats(as_json: bool) -> None:
+    library = _open_library()
+    try:
+        figures = library.stats()
+    finally:
+        library.close()
+    if as_json:
+        click.echo(json.dumps(figures, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"レコード: {figures['records']} 件（索引済み {figures['indexed']} 件、未反映 {figures['outbox_pending']} 件）")
+    for kind, count in sorted(figures["by_kind"].items()):
+        click.echo(f"  {kind}: {count}")
+    click.echo(f"データベース: {figures['database']}、検索エンジン: {figures['engine']}")
+    click.echo(f"データディレクトリ: {figures['data_dir']}")
+
+
+@main.command(help="ウェブ画面を起動します。")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    from search_app import create_app
+
+    app = create_app()
+    click.echo(f"http://{host}:{port}/ で待ち受けます（Ctrl+C で終了）")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The system of record (DESIGN §1): SQL tables for records, their revision history and the index outbox."""
+
+from .db import Store, UnsafeStorageSettings, UnsupportedDatabase
+from .models import (
+    Base,
+    EngineStateRow,
+    MAX_OUTBOX_ATTEMPTS,
+    OutboxOp,
+    OutboxRow,
+    RecordRow,
+    RevisionRow,
+    StaleRevision,
+    append_revision,
+    canonical_json,
+    claim_batch,
+    content_hash_of,
+    dead_letter_count,
+    enqueue,
+    mark_done,
+    mark_failed,
+    pending_count,
+    verify_chain,
+)
+
+__all__ = [
+    "Base",
+    "EngineStateRow",
+    "MAX_OUTBOX_ATTEMPTS",
+    "OutboxOp",
+    "OutboxRow",
+    "RecordRow",
+    "RevisionRow",
+    "StaleRevision",
+    "Store",
+    "UnsafeStorageSettings",
+    "UnsupportedDatabase",
+    "append_revision",
+    "canonical_json",
+    "claim_batch",
+    "content_hash_of",
+    "dead_letter_count",
+    "enqueue",
+    "mark_done",
+    "mark_failed",
+    "pending_count",
+    "verify_chain",
+]
