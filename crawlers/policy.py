@@ -1,0 +1,74 @@
+"""Fetch settings, declared once with their defaults (DESIGN §10, RELIABILITY T10–T14).
+
+Read from the environment by ``FetchPolicy.from_env``; tests build a policy directly with small limits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from crawlers.netguard import AllowList
+
+MIB = 1024 * 1024
+
+BOT_NAME = "SocialLibraryBot"
+BOT_VERSION = "0.1"
+DEFAULT_CONTACT_URL = "https://example.invalid/bot"
+
+# Decoded-body caps by media type (RELIABILITY T13, proposed values).
+DEFAULT_SIZE_CAPS: Mapping[str, int] = MappingProxyType({
+    "text/html": 5 * MIB,
+    "application/xhtml+xml": 5 * MIB,
+    "text/csv": 20 * MIB,
+    "application/rss+xml": 20 * MIB,
+    "application/atom+xml": 20 * MIB,
+    "application/xml": 20 * MIB,
+    "text/xml": 20 * MIB,
+    "application/pdf": 20 * MIB,
+})
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    # Addresses and ports.
+    allow: AllowList = field(default_factory=AllowList)  # LIBRARY_CRAWL_ALLOW_HOSTS
+    allowed_ports: frozenset[int] = frozenset({80, 443, 8080, 8443})
+    # Time: connect and per-read timeouts, and a wall-clock budget for one attempt (all redirect hops).
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    total_timeout: float = 30.0
+    # Size.
+    size_caps: Mapping[str, int] = field(default_factory=lambda: DEFAULT_SIZE_CAPS)
+    default_size_cap: int = 5 * MIB  # media types not in size_caps
+    max_header_count: int = 100
+    max_header_bytes: int = 64 * 1024
+    max_redirects: int = 5
+    # Retries on 429/503: at most max_tries attempts; a longer Retry-After than retry_max_wait gives up.
+    max_tries: int = 3
+    retry_max_wait: float = 60.0
+    retry_backoff: float = 1.0  # first wait without Retry-After; doubles on each retry
+    # Politeness.
+    delay: float = 1.0  # between requests to one host; robots.txt Crawl-delay wins if larger
+    contact_url: str = DEFAULT_CONTACT_URL  # LIBRARY_CRAWL_CONTACT_URL
+    robots_ttl: float = 24 * 3600.0
+    robots_error_ttl: float = 15 * 60.0  # how long an unreachable robots.txt blocks a host before a retry
+    robots_max_bytes: int = 500 * 1024  # RFC 9309 §2.5: parse at least 500 KiB
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> FetchPolicy:
+        env = os.environ if environ is None else environ
+        settings: dict[str, object] = {"allow": AllowList.parse(env.get("LIBRARY_CRAWL_ALLOW_HOSTS", ""))}
+        if contact := env.get("LIBRARY_CRAWL_CONTACT_URL", "").strip():
+            settings["contact_url"] = contact
+        return cls(**(settings | overrides))
+
+    @property
+    def user_agent(self) -> str:
+        return f"{BOT_NAME}/{BOT_VERSION} (+{self.contact_url})"
+
+    def size_cap(self, content_type: str | None) -> int:
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        return self.size_caps.get(media_type, self.default_size_cap)
