@@ -11,6 +11,12 @@ def open_engine(settings: Settings) -> SearchEngine:
         from indexer.engines.tantivy_engine import TantivyEngine
 
         return TantivyEngine(settings.index_dir)
+    if settings.search_engine == "elasticsearch":
+        if not settings.elasticsearch_url:
+            raise EngineError("Elasticsearch を使うには ELASTICSEARCH_URL を設定してください")
+        from indexer.engines.elasticsearch_engine import ElasticsearchEngine
+
+        return ElasticsearchEngine(settings.elasticsearch_url)
     raise EngineError(f"検索エンジン {settings.search_engine} はまだ使えません")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # Token streams per text group; the analyzer's four forms per group (DESIGN §2).
 TEXT_GROUPS = ("title", "meta", "body")
@@ -148,3 +148,50 @@ class SearchEngine(Protocol):
 def sorted_facets(buckets: Sequence[tuple[str, int]], size: int) -> list[tuple[str, int]]:
     """Most frequent first, ties by value, so every engine lists facets in the same order."""
     return sorted(buckets, key=lambda item: (-item[1], item[0]))[:size]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_payload(document: IndexDocument) -> dict[str, Any]:
+    """Display fields of a hit, stored beside the index but never indexed, in every engine."""
+    return {
+        "id": document.id,
+        "revision": document.revision,
+        "kind": document.kind,
+        "title": document.title,
+        "body": document.body,
+        "url": document.url,
+        "provenance": document.provenance,
+        "organization": document.organization,
+        "region": document.region,
+        "categories": list(document.categories),
+        "published_at": _iso(document.published_at),
+        "event_at": _iso(document.event_at),
+        "verified_at": _iso(document.verified_at),
+        "details": dict(document.details),
+    }
+
+
+def document_from_payload(payload: dict[str, Any]) -> IndexDocument:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return IndexDocument(
+        id=payload["id"],
+        revision=payload["revision"],
+        kind=payload["kind"],
+        title=payload["title"],
+        body=payload["body"],
+        url=payload["url"],
+        provenance=payload["provenance"],
+        organization=payload["organization"],
+        region=payload["region"],
+        categories=tuple(payload["categories"]),
+        published_at=when(payload["published_at"]),
+        event_at=when(payload["event_at"]),
+        verified_at=when(payload["verified_at"]),
+        details=payload["details"],
+        tokens={},
+    )

@@ -35,6 +35,8 @@ from indexer.engines.base import (
     IndexDocument,
     Progress,
     TermClause,
+    build_payload,
+    document_from_payload,
     sorted_facets,
 )
 
@@ -67,53 +69,11 @@ def _epoch(value: datetime | None, missing: int) -> int:
 
 
 def _encode_payload(document: IndexDocument) -> bytes:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return json.dumps(
-        {
-            "id": document.id,
-            "revision": document.revision,
-            "kind": document.kind,
-            "title": document.title,
-            "body": document.body,
-            "url": document.url,
-            "provenance": document.provenance,
-            "organization": document.organization,
-            "region": document.region,
-            "categories": list(document.categories),
-            "published_at": iso(document.published_at),
-            "event_at": iso(document.event_at),
-            "verified_at": iso(document.verified_at),
-            "details": document.details,
-        },
-        ensure_ascii=False,
-    ).encode()
+    return json.dumps(build_payload(document), ensure_ascii=False).encode()
 
 
 def _decode_payload(raw: bytes) -> IndexDocument:
-    data = json.loads(raw)
-
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    return IndexDocument(
-        id=data["id"],
-        revision=data["revision"],
-        kind=data["kind"],
-        title=data["title"],
-        body=data["body"],
-        url=data["url"],
-        provenance=data["provenance"],
-        organization=data["organization"],
-        region=data["region"],
-        categories=tuple(data["categories"]),
-        published_at=when(data["published_at"]),
-        event_at=when(data["event_at"]),
-        verified_at=when(data["verified_at"]),
-        details=data["details"],
-        tokens={},
-    )
+    return document_from_payload(json.loads(raw))
 
 
 class TantivyEngine:

@@ -72,11 +72,28 @@ def ids(engine: SearchEngine, query: EngineQuery) -> list[str]:
     return [hit.id for hit in engine.search(query).hits]
 
 
-@pytest.fixture(params=["tantivy"])
+@pytest.fixture(params=["tantivy", "elasticsearch"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchEngine]:
-    instance = TantivyEngine(tmp_path / "index")
-    yield instance
-    instance.close()
+    if request.param == "tantivy":
+        instance = TantivyEngine(tmp_path / "index")
+        yield instance
+        instance.close()
+        return
+    import os
+    import uuid
+
+    url = os.environ.get("ELASTICSEARCH_URL")
+    if not url:
+        pytest.skip("ELASTICSEARCH_URL is not set: no Elasticsearch cluster for the engine contract")
+    from indexer.engines.elasticsearch_engine import ElasticsearchEngine
+
+    # A unique prefix per test: runs never see each other's indices, and everything is dropped afterwards.
+    cluster = ElasticsearchEngine(url, prefix=f"test-{uuid.uuid4().hex[:12]}-")
+    try:
+        yield cluster
+    finally:
+        cluster.drop()
+        cluster.close()
 
 
 def test_upsert_then_search_and_count(engine: SearchEngine) -> None:
