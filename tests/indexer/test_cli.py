@@ -108,3 +108,11 @@ def test_serve_starts_and_answers(data_dir: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("text", ['"', "((", "OR", "-", "\x00", "電池 AND", "＂ＯＲ－", "a" * 10_240, "<script>alert(1)</script>"])
+def test_hostile_queries_exit_cleanly(run, text: str) -> None:  # noqa: ANN001
+    run("init")
+    result = run("search", text, "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["total"] >= 0
