@@ -126,6 +126,8 @@ def ingest_record(session: Session, data: dict[str, Any], *, author: str, summar
     row.url_key = key
     row.updated_at = now
     session.flush()
-    revision = append_revision(session, row.id, record, author=author, summary=summary)
+    revision = append_revision(
+        session, row.id, record, author=author, summary=summary, first=action == "created"
+    )
     enqueue(session, row.id, revision.revision, "upsert" if record["status"] == "published" else "delete")
     return IngestOutcome(row.id, revision.revision, action)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +64,11 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _json_dumps(value: Any) -> str:
+    # Japanese text stored as itself, not as \uXXXX escapes: a third of the bytes for every record and revision.
+    return json.dumps(value, ensure_ascii=False)
+
+
 class Store:
     """The SQL system of record: one Engine, its sessions, migrations and checks.
 
@@ -77,7 +84,7 @@ class Store:
         if backend == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(parsed)
+            self.engine: Engine = create_engine(parsed, json_serializer=_json_dumps)
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
             reader_options: dict[str, Any] = {_SQLITE_BEGIN: "DEFERRED"}
@@ -89,6 +96,7 @@ class Store:
                 pool_size=10,
                 max_overflow=10,
                 pool_timeout=10,
+                json_serializer=_json_dumps,
             )
             reader_options = {"postgresql_readonly": True}
         else:

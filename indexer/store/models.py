@@ -207,6 +207,7 @@ def append_revision(
     summary: str,
     *,
     expected_revision: int | None = None,
+    first: bool = False,
 ) -> RevisionRow:
     """Append revision max+1 of a record and make it the record's current data.
 
@@ -215,20 +216,25 @@ def append_revision(
     appends queue instead of colliding on the revision number. With `expected_revision`, an edit based on any
     other revision than the current one raises StaleRevision and writes nothing.
     """
-    record = session.execute(
-        select(RecordRow)
-        .where(RecordRow.id == record_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    if first:
+        # Created in this very transaction: invisible to everyone else, so no lock and no history to read.
+        record = session.get(RecordRow, record_id)
+        last = None
+    else:
+        record = session.execute(
+            select(RecordRow)
+            .where(RecordRow.id == record_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        last = session.execute(
+            select(RevisionRow.revision, RevisionRow.chain_hash)
+            .where(RevisionRow.record_id == record_id)
+            .order_by(RevisionRow.revision.desc())
+            .limit(1)
+        ).one_or_none()
     if record is None:
         raise LookupError(f"record {record_id!r} does not exist")
-    last = session.execute(
-        select(RevisionRow.revision, RevisionRow.chain_hash)
-        .where(RevisionRow.record_id == record_id)
-        .order_by(RevisionRow.revision.desc())
-        .limit(1)
-    ).one_or_none()
     current = last.revision if last else 0
     if expected_revision is not None and expected_revision != current:
         raise StaleRevision(record_id, expected_revision, current)
