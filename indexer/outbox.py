@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from indexer.analysis import Analyzer
 from indexer.documents import build_document
-from indexer.engines.base import EngineError, SearchEngine
+from indexer.engines.base import EngineError, EngineUnavailable, SearchEngine
 from indexer.store import RecordRow, Store, claim_batch, mark_done, mark_failed
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ def drain(
         # Another drainer may take the same rows meanwhile; versioned writes make that harmless.
         try:
             upserted, deleted = apply_state(engine, analyzer, states)
+        except EngineUnavailable as exc:
+            # An outage is nobody's fault: the rows wait, uncounted, so they are not dead-lettered (T28).
+            log.warning("engine unavailable, %d outbox rows wait for it: %s", len(outbox_ids), exc)
+            failed += len(outbox_ids)
+            break
         except EngineError as exc:
             log.warning("outbox drain failed, %d rows kept for the next drain: %s", len(outbox_ids), exc)
             with store.session() as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from indexer.config import Settings
-from indexer.engines.base import EngineError, SearchEngine
+from indexer.engines.base import EngineError, EngineUnavailable, SearchEngine
 
 
 def open_engine(settings: Settings) -> SearchEngine:
@@ -14,10 +14,12 @@ def open_engine(settings: Settings) -> SearchEngine:
     if settings.search_engine == "elasticsearch":
         if not settings.elasticsearch_url:
             raise EngineError("Elasticsearch を使うには ELASTICSEARCH_URL を設定してください")
+        from indexer.engines.breaker import CircuitBreaker
         from indexer.engines.elasticsearch_engine import ElasticsearchEngine
 
-        return ElasticsearchEngine(settings.elasticsearch_url)
+        # Fail fast while the cluster is down instead of tying up a thread per search (T28).
+        return CircuitBreaker(ElasticsearchEngine(settings.elasticsearch_url))
     raise EngineError(f"検索エンジン {settings.search_engine} はまだ使えません")
 
 
-__all__ = ["EngineError", "SearchEngine", "open_engine"]
+__all__ = ["EngineError", "EngineUnavailable", "SearchEngine", "open_engine"]

@@ -28,6 +28,11 @@ class EngineError(RuntimeError):
     """The engine cannot answer (down, busy, corrupt); callers show a 503, never a stack trace."""
 
 
+class EngineUnavailable(EngineError):
+    """The engine cannot be reached at all (down, timing out, circuit open): nothing about the request is wrong,
+    so queued work waits for it rather than counting a failed attempt."""
+
+
 @dataclass(frozen=True, slots=True)
 class IndexDocument:
     id: str

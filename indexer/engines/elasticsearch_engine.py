@@ -46,6 +46,7 @@ from indexer.engines.base import (
     TOKEN_FIELDS,
     EngineError,
     EngineHit,
+    EngineUnavailable,
     EngineQuery,
     EngineResult,
     FieldMatch,
@@ -348,7 +349,9 @@ def _errors(action: str) -> Iterator[None]:
     """Any cluster or transport failure becomes an EngineError, which the UI shows as 503."""
     try:
         yield
-    except (TransportError, ApiError) as exc:
+    except TransportError as exc:  # connection refused, timeout: the cluster is unreachable
+        raise EngineUnavailable(f"Elasticsearch に接続できず{action}できませんでした: {exc}") from exc
+    except ApiError as exc:
         raise EngineError(f"Elasticsearch で{action}できませんでした: {exc}") from exc
 
 

@@ -29,6 +29,7 @@ from indexer.engines.base import (
     TOKEN_FIELDS,
     EngineError,
     EngineHit,
+    EngineUnavailable,
     EngineQuery,
     EngineResult,
     FieldMatch,
@@ -169,8 +170,10 @@ class TantivyEngine:
                     writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
                     break
                 except ValueError as exc:
-                    if "LockBusy" not in str(exc) or time.monotonic() > deadline:
+                    if "LockBusy" not in str(exc):
                         raise EngineError(f"索引に書き込めません: {exc}") from exc
+                    if time.monotonic() > deadline:
+                        raise EngineUnavailable(f"索引が別の処理に使われていて書き込めません: {exc}") from exc
                     time.sleep(0.05)
             try:
                 yield index, writer

@@ -19,6 +19,7 @@ from indexer.engines.base import (
     TOKEN_FIELDS,
     EngineError,
     EngineQuery,
+    EngineUnavailable,
     FieldMatch,
     Filters,
     IndexDocument,
@@ -407,9 +408,10 @@ def test_an_unreachable_cluster_is_an_engine_error_in_japanese() -> None:
         port = probe.getsockname()[1]
     engine = ElasticsearchEngine(f"http://127.0.0.1:{port}", prefix="test-down-")
     try:
-        with pytest.raises(EngineError, match="Elasticsearch で"):
+        # Unavailable (not merely failed), so the outbox waits instead of dead-lettering the change.
+        with pytest.raises(EngineUnavailable, match="Elasticsearch に接続できず"):
             engine.search(EngineQuery())
-        with pytest.raises(EngineError):
+        with pytest.raises(EngineUnavailable):
             engine.upsert([full_document()])
     finally:
         engine.close()
