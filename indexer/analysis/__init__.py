@@ -1,5 +1,5 @@
-"""The one Japanese analyzer (DESIGN §2): normalization, SudachiPy token streams for the engines, query terms and
-escaped highlights. Imports nothing else of ours.
+"""The one Japanese analyzer (DESIGN §2): normalization, SudachiPy token streams for the engines,
+query terms and escaped highlights. Imports nothing else of ours.
 
     analyzer = get_analyzer()                  # one per process: one Dictionary, a Tokenizer per thread
     analyzer.analyze(text).joined()            # {"c": ..., "a": ..., "r": ..., "b": ...} for the engine

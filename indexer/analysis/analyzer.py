@@ -7,24 +7,26 @@ Engines receive whitespace-separated token streams per text field and index them
 - ``r``: katakana readings of the A units, so a kana query (とうきょう) finds 東京;
 - ``b``: character bigrams, for substring (中間一致) queries and words Sudachi does not know.
 
-Index time drops only whitespace and punctuation (補助記号); particles stay so that phrases match. Query time also
-drops particles and auxiliaries (助詞, 助動詞). Prefixes, suffixes and 記号 stay content words: 非, 未, 的, 性 and
-.net carry meaning, and a frequent one such as 御 only costs a low-weight term.
+Index time drops only whitespace and punctuation (補助記号); particles stay so that phrases match.
+Query time also drops particles and auxiliaries (助詞, 助動詞). Prefixes, suffixes and 記号 stay content
+words: 非, 未, 的, 性 and .net carry meaning, and a frequent one such as 御 only costs a low-weight term.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
 import jaconv
-from sudachipy import Dictionary, Morpheme, MorphemeList, SplitMode, Tokenizer
+from sudachipy import Config, Dictionary, Morpheme, MorphemeList, SplitMode, Tokenizer
 from sudachipy.errors import SudachiError
 
 from indexer.analysis.normalize import Normalized, is_mark, normalize, normalize_text
@@ -37,14 +39,34 @@ ANALYSIS_VERSION = 1
 
 # Sudachi refuses inputs over 49,149 UTF-8 bytes; 8,192 characters are at most 32 KiB.
 CHUNK_CHARS = 8192
-# Distinct dictionary words remembered (a few hundred bytes each); the cache is cleared when it is full.
-WORD_CACHE_LIMIT = 200_000
+# Distinct dictionary words remembered, about 500 bytes each (the 7,367 livedoor articles have 72,000);
+# the cache is cleared when it is full.
+WORD_CACHE_LIMIT = 100_000
 
+# Sudachi's default input plugins, except that "-" is no prolonged sound mark: normalization folds the
+# dashes of prose (メール――それは) to "-", and Sudachi would read "--" as ー and make メールー of it.
+# Hyphens typed for ー after katakana are already ー (normalize.py, rule 0); 〜 and ⁓ are already ~.
+_INPUT_PLUGINS = [
+    {"class": "com.worksap.nlp.sudachi.DefaultInputTextPlugin"},
+    {
+        "class": "com.worksap.nlp.sudachi.ProlongedSoundMarkPlugin",
+        "prolongedSoundMarks": ["ー", "〰"],
+        "replacementSymbol": "ー",
+    },
+    {
+        "class": "com.worksap.nlp.sudachi.IgnoreYomiganaPlugin",
+        "leftBrackets": ["(", "（"],
+        "rightBrackets": [")", "）"],
+        "maxYomiganaLength": 4,
+    },
+]
 _UNINDEXED_POS = ("空白", "補助記号")
 _QUERY_STOP_POS = ("空白", "補助記号", "助詞", "助動詞")
-# Word ids of dictionary entries fix their forms, readings and splits, so those are cached by id. OOV words
-# (0xF…) and the words Sudachi joins from pieces (numbers 0xFFFFFFFF, katakana runs 0x0FFFFFFF) are not entries.
+# Word ids of dictionary entries fix their forms, readings and splits, so those are cached by id. OOV
+# words (0xF…) and the words Sudachi joins from pieces (numbers 0xFFFFFFFF, katakana runs 0x0FFFFFFF)
+# are not entries.
 _JOINED_KATAKANA_ID = 0x0FFFFFFF
+_JOINED_NUMBER_ID = 0xFFFFFFFF
 _OOV_IDS = 0xF0000000
 
 _KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe]+")
@@ -56,7 +78,7 @@ class AnalyzerUnavailable(RuntimeError):
     """The Sudachi dictionary cannot be loaded; the message says how to install it."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FieldTokens:
     """The four token streams of one text field; no token contains whitespace, all are lowercase."""
 
@@ -69,9 +91,9 @@ class FieldTokens:
         return {"c": " ".join(self.c), "a": " ".join(self.a), "r": " ".join(self.r), "b": " ".join(self.b)}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class QueryTerm:
-    """One search term. Each stream is matched as a phrase (consecutive tokens) in the field of the same name."""
+    """One search term; each stream is matched as a phrase (consecutive tokens) in its field."""
 
     surface: str  # normalized
     c: tuple[str, ...]
@@ -91,24 +113,16 @@ class _Word(NamedTuple):
     pos: int
 
 
-class Span(NamedTuple):
-    """A C word in normalized text."""
+# What a morpheme that is not indexed (whitespace, punctuation) contributes: nothing.
+_SKIP = _Word("", (), (), (), -1)
+_C = itemgetter(0)
+_A = itemgetter(1)
+_R = itemgetter(2)
+_word_id = Morpheme.word_id
 
-    form: str
-    start: int
-    end: int
-
-
-class Unit(NamedTuple):
-    """An A unit in normalized text."""
-
-    form: str
-    reading: str | None
-    start: int
-    end: int
-
-
-_MISSING = object()
+# (form, start, end) of a C word and (form, reading or None, start, end) of an A unit, in normalized text.
+Span = tuple[str, int, int]
+Unit = tuple[str, str | None, int, int]
 
 
 def bigrams(text: str) -> list[str]:
@@ -118,7 +132,7 @@ def bigrams(text: str) -> list[str]:
         if len(run) == 1:
             out.append(run)
         else:
-            out.extend(map(str.__add__, run[:-1], run[1:]))
+            out += [run[i : i + 2] for i in range(len(run) - 1)]
     return out
 
 
@@ -127,10 +141,10 @@ def is_kana(text: str) -> bool:
 
 
 def _token(form: str) -> str:
-    """A stream token: lowercase (dictionary forms such as CO・OP are not), whitespace inside replaced by _."""
+    """A stream token: lowercase (dictionary forms such as CO・OP are not), inner whitespace → _."""
     form = form.lower()
     if form.isprintable() and " " not in form:
-        return form
+        return form  # every whitespace character but the space is unprintable
     return "_".join(form.split())
 
 
@@ -140,25 +154,35 @@ def _open_dictionary(package: str = DICTIONARY_PACKAGE) -> Dictionary:
         raise AnalyzerUnavailable(f"Sudachi の辞書 {package} がありません。インストール: {INSTALL_COMMAND}")
     path = Path(spec.origin).parent / "resources" / "system.dic"
     if not path.is_file():
-        raise AnalyzerUnavailable(f"Sudachi の辞書ファイル {path} がありません。再インストール: {INSTALL_COMMAND}")
+        raise AnalyzerUnavailable(
+            f"Sudachi の辞書ファイル {path} がありません。再インストール: {INSTALL_COMMAND}"
+        )
     try:
-        return Dictionary(dict=str(path))
+        return Dictionary(dict=str(path), config=Config(inputTextPlugin=_INPUT_PLUGINS))
     except SudachiError as exc:
-        raise AnalyzerUnavailable(f"Sudachi の辞書 {path} を開けません ({exc})。再インストール: {INSTALL_COMMAND}") from exc
+        raise AnalyzerUnavailable(
+            f"Sudachi の辞書 {path} を開けません ({exc})。再インストール: {INSTALL_COMMAND}"
+        ) from exc
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """(offset, piece) under CHUNK_CHARS, cut after a newline, 。 or space when there is one, never inside a cluster."""
+    """(offset, piece) under CHUNK_CHARS, cut after a newline, 。 or space when there is one, never
+    inside a cluster."""
     start = 0
     n = len(text)
     while n - start > CHUNK_CHARS:
         limit = start + CHUNK_CHARS
         floor = start + CHUNK_CHARS // 2
-        cut = max(text.rfind("\n", floor, limit), text.rfind("。", floor, limit), text.rfind(" ", floor, limit)) + 1
+        cut = (
+            max(text.rfind("\n", floor, limit), text.rfind("。", floor, limit), text.rfind(" ", floor, limit))
+            + 1
+        )
         if cut <= floor:
             cut = limit
-            while cut > start + 1 and is_mark(text[cut]):
+            while cut > floor and is_mark(text[cut]):
                 cut -= 1
+            if cut == floor:
+                cut = limit  # thousands of marks in a row are no cluster worth keeping whole
         yield start, text[start:cut]
         start = cut
     if start < n:
@@ -171,7 +195,7 @@ class Analyzer:
     def __init__(self, dictionary_package: str = DICTIONARY_PACKAGE) -> None:
         self._dictionary = _open_dictionary(dictionary_package)
         self._local = threading.local()
-        self._words: dict[int, _Word | None] = {}
+        self._words: dict[int, _Word] = {}
         pos_names = []
         while (pos := self._dictionary.pos_of(len(pos_names))) is not None:
             pos_names.append(pos)
@@ -185,87 +209,100 @@ class Analyzer:
             f"/{dictionary_package}-{importlib.metadata.version(dictionary_package)}/analysis-{ANALYSIS_VERSION}"
         )
 
-    # --- public API -------------------------------------------------------------------------------------------
+    # --- public API ---------------------------------------------------------------------------------
 
     def normalize(self, text: str) -> Normalized:
+        """The text every stream is built from, with ``origin`` mapping it back (normalize.py)."""
         return normalize(text)
 
     def analyze(self, text: str) -> FieldTokens:
         """Index-time streams of one field."""
-        norm = normalize_text(text)
-        c: list[str] = []
-        a: list[str] = []
-        r: list[str] = []
-        c_append, a_extend, r_extend = c.append, a.extend, r.extend
-        cached = self._words.get
-        for _, morphemes in self._tokenized(norm):
-            for m in morphemes:
-                word = cached(wid := m.word_id(), _MISSING)
-                if word is _MISSING:
-                    word = self._word(m, wid)
-                if word is not None:
-                    c_append(word[0])
-                    a_extend(word[1])
-                    r_extend(word[2])
-        return FieldTokens(c, a, r, bigrams(norm))
+        return self._analyze_normalized(normalize_text(text))
 
     def query_terms(self, text: str) -> list[QueryTerm]:
         """Terms of an unquoted part of a query, one per content word (whitespace separates words too).
 
-        A kana-only word becomes one term whose reading is the whole word, so とうきょう finds 東京 through ``r``;
-        a word made only of stop tokens (の, です) becomes one phrase-like term, so the search is not empty.
+        A kana-only word becomes one term read as a whole, so とうきょう finds 東京 through ``r``. When
+        nothing but stop tokens is left (の, は、), the whole text becomes one phrase-like term, so that
+        the search is not empty.
         """
+        norm = normalize_text(text)
         terms: list[QueryTerm] = []
-        for part in normalize_text(text).split():
+        for part in norm.split():
+            words = self._words_in(part)
+            content = [(surface, word) for surface, word in words if word.pos not in self._query_stop]
+            if not content:
+                continue
             if is_kana(part):
-                whole = self._phrase_of_normalized(part)
+                whole = self._phrase_term(part, words)
                 terms.append(QueryTerm(part, whole.c, whole.a, (jaconv.hira2kata(part),), whole.b, True))
                 continue
-            found = False
-            for offset, morphemes in self._tokenized(part):
-                for m in morphemes:
-                    word = self._word_of(m)
-                    if word is None or word.pos in self._query_stop:
-                        continue
-                    found = True
-                    surface = part[offset + m.begin() : offset + m.end()]
-                    terms.append(QueryTerm(surface, (word.c,), word.a, word.r, tuple(bigrams(surface)), is_kana(surface)))
-            if not found:
-                terms.append(self._phrase_of_normalized(part))
-        return terms
+            terms.extend(
+                QueryTerm(surface, (word.c,), word.a, word.r, tuple(bigrams(surface)), is_kana(surface))
+                for surface, word in content
+            )
+        if terms or not norm.strip():
+            return terms
+        only_stop_tokens = self._phrase_term(norm, self._words_in(norm))
+        if only_stop_tokens.kana:
+            kana = jaconv.hira2kata(only_stop_tokens.surface.replace(" ", ""))
+            return [dataclasses.replace(only_stop_tokens, r=(kana,))]
+        return [only_stop_tokens]
 
     def phrase(self, text: str) -> QueryTerm:
         """A quoted phrase: every stream in order, exactly as ``analyze`` would index the same text."""
-        return self._phrase_of_normalized(normalize_text(text))
+        norm = normalize_text(text)
+        return self._phrase_term(norm, self._words_in(norm))
 
-    # --- internals shared with highlight ------------------------------------------------------------------------
+    # --- internals, also used by highlight ---------------------------------------------------------
 
-    def _phrase_of_normalized(self, norm: str) -> QueryTerm:
-        streams = self._analyze_normalized(norm)
+    def _words_in(self, norm: str) -> list[tuple[str, _Word]]:
+        """(normalized surface, contribution) of each indexed morpheme of ``norm``."""
+        words = []
+        for offset, morphemes in self._tokenized(norm):
+            for m in morphemes:
+                word = self._word_of(m)
+                if word is not _SKIP:
+                    words.append((norm[offset + m.begin() : offset + m.end()], word))
+        return words
+
+    def _phrase_term(self, norm: str, words: list[tuple[str, _Word]]) -> QueryTerm:
         surface = " ".join(norm.split())
         return QueryTerm(
             surface,
-            tuple(streams.c),
-            tuple(streams.a),
-            tuple(streams.r),
-            tuple(streams.b),
+            tuple(word.c for _, word in words),
+            tuple(chain.from_iterable(word.a for _, word in words)),
+            tuple(chain.from_iterable(word.r for _, word in words)),
+            tuple(bigrams(norm)),
             is_kana(surface.replace(" ", "")),
         )
 
     def _analyze_normalized(self, norm: str) -> FieldTokens:
-        c: list[str] = []
-        a: list[str] = []
-        r: list[str] = []
+        # The indexing hot path. Per morpheme only a word id and a cache lookup, in map() rather than a Python
+        # loop; Python code runs for new and unknown words only.
+        words: list[_Word] = []
         for _, morphemes in self._tokenized(norm):
-            for m in morphemes:
-                word = self._word_of(m)
-                if word is not None:
-                    c.append(word.c)
-                    a.extend(word.a)
-                    r.extend(word.r)
-        return FieldTokens(c, a, r, bigrams(norm))
+            wids = list(map(_word_id, morphemes))
+            found = list(map(self._words.get, wids))
+            if None in found:
+                i = found.index(None)
+                while True:
+                    found[i] = self._word(morphemes[i], wids[i])
+                    try:
+                        i = found.index(None, i + 1)
+                    except ValueError:
+                        break
+            words += found
+        return FieldTokens(
+            list(filter(None, map(_C, words))),
+            list(chain.from_iterable(map(_A, words))),
+            list(chain.from_iterable(map(_R, words))),
+            bigrams(norm),
+        )
 
-    def _token_spans(self, norm: str, start: int, end: int, wanted: frozenset[str]) -> tuple[list[Span], list[Unit]]:
+    def _token_spans(
+        self, norm: str, start: int, end: int, wanted: frozenset[str]
+    ) -> tuple[list[Span], list[Unit]]:
         """Indexed C words and A units of ``norm[start:end]`` with spans in ``norm``.
 
         Splitting costs about a microsecond, so a word is split for exact unit spans only when one of its unit
@@ -277,17 +314,25 @@ class Analyzer:
             base = start + offset
             for m in morphemes:
                 word = self._word_of(m)
-                if word is None:
+                if word is _SKIP:
                     continue
                 s, e = base + m.begin(), base + m.end()
-                words.append(Span(word.c, s, e))
-                if len(word.a) > 1 and not (wanted.isdisjoint(word.a) and wanted.isdisjoint(word.r)):
+                words.append((word.c, s, e))
+                if len(word.a) == 1:
+                    units.append((word.a[0], word.readings[0], s, e))
+                elif wanted.isdisjoint(word.a) and wanted.isdisjoint(word.r):
                     units.extend(
-                        Unit(form, reading, base + u.begin(), base + u.end())
-                        for form, reading, u in zip(word.a, word.readings, self._units(m), strict=True)
+                        [(form, reading, s, e) for form, reading in zip(word.a, word.readings, strict=True)]
                     )
                 else:
-                    units.extend(Unit(form, reading, s, e) for form, reading in zip(word.a, word.readings, strict=True))
+                    units.extend(
+                        [
+                            (form, reading, base + u.begin(), base + u.end())
+                            for form, reading, (u, _) in zip(
+                                word.a, word.readings, self._units(m), strict=True
+                            )
+                        ]
+                    )
         return words, units
 
     def _tokenizer(self) -> Tokenizer:
@@ -298,7 +343,7 @@ class Analyzer:
             return self._local.tokenizer
 
     def _tokenized(self, norm: str) -> Iterator[tuple[int, MorphemeList]]:
-        """Mode C morphemes of normalized text, chunked under Sudachi's input limit, with each chunk's offset."""
+        """Mode C morphemes of normalized text with each chunk's offset, chunked under Sudachi's limit."""
         if not norm or norm.isspace():
             return
         tokenizer = self._tokenizer()
@@ -309,7 +354,7 @@ class Analyzer:
             try:
                 morphemes = tokenizer.tokenize(chunk)
             except SudachiError:
-                # Not seen with chunks this small; halve rather than lose the text. Bigrams index it regardless.
+                # Not seen with chunks this small; halve rather than lose the text (bigrams index it anyway).
                 if len(chunk) < 2:
                     continue
                 half = len(chunk) // 2
@@ -320,39 +365,42 @@ class Analyzer:
                 continue
             yield offset, morphemes
 
-    def _word_of(self, m: Morpheme) -> _Word | None:
+    def _word_of(self, m: Morpheme) -> _Word:
         wid = m.word_id()
-        word = self._words.get(wid, _MISSING)
-        if word is _MISSING:
-            return self._word(m, wid)
-        return word  # type: ignore[return-value]
+        return self._words.get(wid) or self._word(m, wid)
 
-    def _word(self, m: Morpheme, wid: int) -> _Word | None:
-        """Compute (and, for dictionary words, cache) a morpheme's contribution; None when it is not indexed."""
+    def _word(self, m: Morpheme, wid: int) -> _Word:
+        """A morpheme's contribution, cached for dictionary words; _SKIP when it is not indexed."""
         in_dictionary = wid < _OOV_IDS and wid != _JOINED_KATAKANA_ID
         pos = m.part_of_speech_id()
-        word: _Word | None = None
+        word = _SKIP
         if pos not in self._unindexed and (c := _token(m.normalized_form())):
             units = self._units(m) if in_dictionary else []
             if len(units) > 1:
-                a = tuple(_token(u.normalized_form()) for u in units)
-                readings = tuple(self._reading(u, u.part_of_speech_id()) for u in units)
+                a = tuple(token for _, token in units)
+                readings = tuple(self._reading(u, u.part_of_speech_id()) for u, _ in units)
             else:
                 a = (c,)
                 readings = (self._reading(m, pos),)
             word = _Word(c, a, tuple(filter(None, readings)), readings, pos)
-        if in_dictionary:
+        # An unknown word's id stands for its part of speech: unknown whitespace and symbols are cached too.
+        if in_dictionary or (word is _SKIP and _OOV_IDS <= wid < _JOINED_NUMBER_ID):
             if len(self._words) >= WORD_CACHE_LIMIT:
                 self._words.clear()
             self._words[wid] = word
         return word
 
-    def _units(self, m: Morpheme) -> list[Morpheme]:
-        """The indexed A units of a dictionary word (empty when mode A does not split it)."""
-        return [u for u in m.split(SplitMode.A) if u.part_of_speech_id() not in self._unindexed]
+    def _units(self, m: Morpheme) -> list[tuple[Morpheme, str]]:
+        """The indexed A units of a dictionary word and their tokens (none when mode A does not split it)."""
+        return [
+            (u, token)
+            for u in m.split(SplitMode.A)
+            if u.part_of_speech_id() not in self._unindexed and (token := _token(u.normalized_form()))
+        ]
 
     def _reading(self, m: Morpheme, pos: int) -> str | None:
-        """The katakana reading to index, or None where Sudachi has none (キゴウ, digit strings, Latin, emoji)."""
+        """The katakana reading to index, or None where Sudachi has none: キゴウ, digit strings, Latin,
+        emoji."""
         reading = m.reading_form()
         if is_kana(reading):
             reading = jaconv.hira2kata(reading)  # unknown hiragana words "read" as themselves
@@ -370,7 +418,7 @@ _analyzer: Analyzer | None = None
 
 
 def get_analyzer() -> Analyzer:
-    """The process's Analyzer, created on first use (loading the dictionary takes a moment and ~ 70 MB)."""
+    """The process's Analyzer, created on first use (it maps the 217 MB dictionary file into memory)."""
     global _analyzer
     if _analyzer is None:
         with _lock:

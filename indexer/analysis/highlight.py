@@ -1,12 +1,14 @@
-"""Search-result snippets: the best window of the original text, HTML-escaped, with the matches in <mark>.
+"""Search-result snippets: the best window of the original text, HTML-escaped, matches in <mark>.
 
-Computed here from the analyzer's offsets rather than by the engine, so marks are right on Japanese text and the same
-for every engine (DESIGN §2). The text is escaped first and the marks added afterwards, so neither markup in the text
-nor a literal "<mark>" in it can reach the page (RELIABILITY T17).
+Computed here from the analyzer's offsets rather than by the engine, so marks are right on Japanese
+text and the same for every engine (DESIGN §2). The text is escaped first and the marks added
+afterwards, so neither markup in the text nor a literal "<mark>" in it can reach the page
+(RELIABILITY T17).
 
-It runs for every hit shown, so Sudachi (about 2 µs a character) never sees the whole body: candidate windows come
-from plain substring search of the terms' normalized surfaces and forms, and only the chosen window is tokenized,
-for the matches that substrings cannot see (附属 in the text for 付属 in the query, inflected verbs, readings).
+It runs for every hit shown, so Sudachi (2–3 µs a character here) never sees the whole body: candidate
+windows come from plain substring search of the terms' normalized surfaces and forms, and only the
+chosen window is tokenized, for the matches that substrings cannot see (附属 in the text for 付属 in
+the query, inflected verbs, readings).
 """
 
 from __future__ import annotations
@@ -14,24 +16,28 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from indexer.analysis.analyzer import Analyzer, QueryTerm, get_analyzer
-from indexer.analysis.normalize import Normalized, is_mark
+from indexer.analysis.normalize import Normalized
 
 ELLIPSIS = "…"
-# When no substring of any term occurs, this many leading characters are tokenized to look for token matches.
+# When no substring of any term occurs, up to this many leading characters are tokenized to look for
+# token matches, a block at a time (cut after a sentence end where possible), stopping at the first
+# block that has one. That is skipped when no term is kana and those characters share no kanji,
+# katakana or Latin character with the terms' surfaces and forms (the hit matched in another field,
+# the title say): 附属 and 付属 share 属, but 呑む and 飲む share nothing, so a text that spells a
+# query's word only in such a variant is shown unmarked.
 FALLBACK_CHARS = 1000
+FALLBACK_BLOCK = 250
 # Characters tokenized on each side of a window, so that the words at its edges are cut as in the full text.
-TOKEN_CONTEXT = 10
+TOKEN_CONTEXT = 8
 _SENTENCE_ENDS = frozenset("。．！？!?\n")
 _NON_SPACE = re.compile(r"\S")
+_HIRAGANA_OR_LONG_VOWEL = re.compile("[\u3041-\u309f\u30fc]")
 
 
-class _Hit(NamedTuple):
-    start: int  # original text
-    end: int
-    term: int  # index into the terms
+# (start, end, index of the term) in normalized text; plain tuples, as there can be hundreds per call.
+_Hit = tuple[int, int, int]
 
 
 def make_snippet(text: str, terms: Sequence[QueryTerm], max_chars: int = 120) -> str:
@@ -40,26 +46,24 @@ def make_snippet(text: str, terms: Sequence[QueryTerm], max_chars: int = 120) ->
         raise ValueError(f"max_chars must be positive, not {max_chars}")
     analyzer = get_analyzer()
     norm = analyzer.normalize(text)
-    hits = _substring_hits(norm, terms)
+    size = len(norm.text)
+    hits = _substring_hits(norm.text, terms)
     if hits:
-        start, end = _window(text, hits, max_chars)
-        n_start, n_end = norm.to_normalized(start), norm.to_normalized(end)
-        hits += _token_hits(
-            analyzer, norm, terms, max(0, n_start - TOKEN_CONTEXT), min(len(norm.text), n_end + TOKEN_CONTEXT)
-        )
+        start, end = _window(norm.text, hits, max_chars)
+        # Sudachi is about half of a snippet's cost; it is only needed for a term no substring shows in the window.
+        if len({index for hit_start, _, index in hits if start <= hit_start < end}) < len(terms):
+            hits += _token_hits(
+                analyzer, norm.text, terms, max(0, start - TOKEN_CONTEXT), min(size, end + TOKEN_CONTEXT)
+            )
     else:
-        hits = _token_hits(analyzer, norm, terms, 0, min(len(norm.text), FALLBACK_CHARS))
-        if hits:
-            start, end = _window(text, hits, max_chars)
-        else:
-            start, end = _trim(text, 0, _cluster_end(text, min(len(text), max_chars)))
-    return _render(text, start, end, hits)
+        hits = _first_token_hits(analyzer, norm.text, terms)
+        start, end = _window(norm.text, hits, max_chars) if hits else (0, min(size, max_chars))
+    return _render(text, norm, start, end, hits)
 
 
-def _substring_hits(norm: Normalized, terms: Sequence[QueryTerm]) -> list[_Hit]:
+def _substring_hits(text: str, terms: Sequence[QueryTerm]) -> list[_Hit]:
     """Occurrences of each term's surface, and of its form when it is a single word (申込 → 申し込み)."""
     hits: list[_Hit] = []
-    haystack = norm.text
     for index, term in enumerate(terms):
         needles = {term.surface}
         if len(term.c) == 1:
@@ -69,108 +73,135 @@ def _substring_hits(norm: Normalized, terms: Sequence[QueryTerm]) -> list[_Hit]:
         for needle in needles:
             if not needle or needle.isspace():
                 continue
-            found = haystack.find(needle)
+            size = len(needle)
+            found = text.find(needle)
             while found != -1:
-                start, end = norm.span_to_original(found, found + len(needle))
-                hits.append(_Hit(start, end, index))
-                found = haystack.find(needle, found + len(needle))
+                hits.append((found, found + size, index))
+                found = text.find(needle, found + size)
     return hits
+
+
+def _first_token_hits(analyzer: Analyzer, text: str, terms: Sequence[QueryTerm]) -> list[_Hit]:
+    """Token matches of the first block of the text's beginning that has any."""
+    limit = min(len(text), FALLBACK_CHARS)
+    if not any(term.kana for term in terms):
+        head = text[:limit]
+        hints = {ch for term in terms for form in (term.surface, *term.c, *term.a) for ch in form}
+        if not any(ch in head for ch in hints if ch.isalnum() and not _HIRAGANA_OR_LONG_VOWEL.match(ch)):
+            return []
+    start = 0
+    while start < limit:
+        end = min(limit, start + FALLBACK_BLOCK)
+        if end < limit:
+            sentence_end = max(
+                text.rfind("。", start + FALLBACK_BLOCK // 2, end), text.rfind("\n", start, end)
+            )
+            if sentence_end >= start + FALLBACK_BLOCK // 2:
+                end = sentence_end + 1
+        if hits := _token_hits(analyzer, text, terms, start, end):
+            return hits
+        start = end
+    return []
 
 
 def _token_hits(
-    analyzer: Analyzer, norm: Normalized, terms: Sequence[QueryTerm], start: int, end: int
+    analyzer: Analyzer, text: str, terms: Sequence[QueryTerm], start: int, end: int
 ) -> list[_Hit]:
-    """Token matches in normalized ``[start, end)``: each term's C forms, A forms and (kana terms) readings, in order."""
+    """Token matches in ``text[start:end]``: each term's C forms, A forms and (kana terms) readings,
+    in order."""
     wanted = frozenset(f for term in terms for f in (*term.c, *term.a, *(term.r if term.kana else ())))
     if not wanted:
         return []
-    words, units = analyzer._token_spans(norm.text, start, end, wanted)
-    unit_forms = [u.form for u in units]
-    readable = [u for u in units if u.reading is not None]
-    readings = [u.reading for u in readable]
+    words, units = analyzer._token_spans(text, start, end, wanted)
+    word_forms = [w[0] for w in words]
+    unit_forms = [u[0] for u in units]
+    readable = [(reading, s, e) for _, reading, s, e in units if reading is not None]
+    readings = [reading for reading, _, _ in readable]
     hits: list[_Hit] = []
     for index, term in enumerate(terms):
         for pattern, forms, spans in (
-            (term.c, [w.form for w in words], words),
+            (term.c, word_forms, words),
             (term.a, unit_forms, units),
             (term.r if term.kana else (), readings, readable),
         ):
-            for first, last in _sequence_matches(pattern, forms):
-                s, e = norm.span_to_original(spans[first].start, spans[last].end)
-                hits.append(_Hit(s, e, index))
+            hits.extend(
+                (spans[first][-2], spans[last][-1], index) for first, last in _matches(pattern, forms)
+            )
     return hits
 
 
-def _sequence_matches(pattern: tuple[str, ...], forms: Sequence[str | None]) -> list[tuple[int, int]]:
+def _matches(pattern: tuple[str, ...], forms: list[str | None]) -> list[tuple[int, int]]:
     """(first, last) indexes of each occurrence of ``pattern`` as consecutive items of ``forms``."""
-    size = len(pattern)
-    if not size:
+    if not pattern or pattern[0] not in forms:
         return []
-    head = pattern[0]
-    return [
-        (i, i + size - 1)
-        for i in range(len(forms) - size + 1)
-        if forms[i] == head and tuple(forms[i : i + size]) == pattern
-    ]
+    size = len(pattern)
+    found = []
+    i = forms.index(pattern[0])
+    while True:
+        if size == 1 or tuple(forms[i : i + size]) == pattern:
+            found.append((i, i + size - 1))
+        try:
+            i = forms.index(pattern[0], i + 1)
+        except ValueError:
+            return found
 
 
 def _window(text: str, hits: list[_Hit], max_chars: int) -> tuple[int, int]:
-    """The window of about ``max_chars`` with the most distinct terms, then the most hits, earliest on a tie."""
+    """The window of about ``max_chars`` with the most distinct terms, then the most hits, earliest
+    on a tie."""
     hits.sort()
     counts: dict[int, int] = {}
+    distinct = 0
     best = (-1, -1)
-    best_range = (0, 1)
+    first = last = 0
     j = 0
-    for i, hit in enumerate(hits):
-        while j < len(hits) and (j == i or hits[j].end <= hit.start + max_chars):
-            counts[hits[j].term] = counts.get(hits[j].term, 0) + 1
+    for i, (hit_start, _, term) in enumerate(hits):
+        while j < len(hits) and (j == i or hits[j][1] <= hit_start + max_chars):
+            seen = counts.get(hits[j][2], 0)
+            distinct += seen == 0
+            counts[hits[j][2]] = seen + 1
             j += 1
-        score = (sum(1 for n in counts.values() if n), j - i)
-        if score > best:
-            best, best_range = score, (i, j)
-        counts[hit.term] -= 1
-    chosen = hits[best_range[0] : best_range[1]]
-    first = chosen[0].start
-    last = max(h.end for h in chosen)
+        if (distinct, j - i) > best:
+            best = (distinct, j - i)
+            first, last = i, j
+        counts[term] -= 1
+        distinct -= counts[term] == 0
+    first, last = hits[first][0], max(h[1] for h in hits[first:last])
     start = _start_before(text, first, max(0, max_chars - (last - first)), max_chars)
-    return _trim(text, start, _cluster_end(text, min(len(text), start + max_chars)))
+    end = min(len(text), start + max_chars)
+    if end - start < max_chars and start > 0:
+        # The text ends inside the window: spend the rest on what comes before, from a sentence start.
+        floor = max(0, end - max_chars)
+        start = next((i for i in range(floor, start) if i == 0 or text[i - 1] in _SENTENCE_ENDS), start)
+    return start, end
 
 
 def _start_before(text: str, first: int, slack: int, max_chars: int) -> int:
-    """Where to start a window whose first match is at ``first``: the latest sentence start within reach, else a
+    """Where a window whose first match is at ``first`` starts: the latest sentence start within reach, else a
     little context before the match."""
     reach = min(slack, max_chars // 3)
-    floor = first - reach
-    for i in range(first - 1, max(floor, 0) - 1, -1):
+    floor = max(0, first - reach)
+    for i in range(first - 1, floor - 1, -1):
         if text[i] in _SENTENCE_ENDS:
             return i + 1
-    if floor <= 0:
+    if floor == 0:
         return 0
-    start = first - min(reach, max_chars // 6)
-    while start > 0 and is_mark(text[start]):
-        start -= 1
-    return start
+    return first - min(reach, max_chars // 6)
 
 
-def _cluster_end(text: str, end: int) -> int:
-    """``end`` moved back so that it does not separate a character from its marks."""
-    while 0 < end < len(text) and is_mark(text[end]):
-        end -= 1
-    return end
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+def _render(text: str, norm: Normalized, n_start: int, n_end: int, hits: list[_Hit]) -> str:
+    """The original text behind normalized ``[n_start, n_end)``, trimmed, escaped, hits marked."""
+    start, end = norm.to_original(n_start), norm.to_original(n_end)
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    return start, end
-
-
-def _render(text: str, start: int, end: int, hits: list[_Hit]) -> str:
     marks: list[list[int]] = []
-    for hit in sorted(hits):
-        s, e = max(hit.start, start), min(hit.end, end)
+    for hit_start, hit_end, _ in sorted(hits):
+        if hit_end <= n_start or hit_start >= n_end:
+            continue
+        s, e = norm.span_to_original(hit_start, hit_end)
+        s, e = max(s, start), min(e, end)
         if s >= e:
             continue
         if marks and s <= marks[-1][1]:
@@ -187,4 +218,3 @@ def _render(text: str, start: int, end: int, hits: list[_Hit]) -> str:
     if _NON_SPACE.search(text, end):
         out.append(ELLIPSIS)
     return "".join(out)
-

@@ -1,31 +1,32 @@
-"""Character normalization shared by indexing, querying and highlighting, with a map back to the original text.
+"""Character normalization shared by indexing, querying and highlighting, with a map back to the
+original text.
 
-The same function runs on documents and on queries, so a fold made here can never make the two disagree; the map
-lets highlights be placed on the original characters (DESIGN §2).
+The same function runs on documents and on queries, so a fold made here can never make the two disagree;
+the map lets highlights be placed on the original characters (DESIGN §2).
 
-Per *cluster* (a base character plus the marks that follow it), in this order:
+First, one rule with context, on the original characters:
 
-| step | what | why |
-|---|---|---|
-| 1 | lone surrogates → U+FFFD | Sudachi (Rust) cannot take them; they come from broken decoders |
-| 2 | ゛ ゜ (U+309B/C) after a base → combining U+3099/A | NFKC turns the spacing marks into a space plus a mark, so か゛ would become か ゙ |
-| 3 | NFKC | full-width ↔ half-width alphanumerics, half-width katakana (ｺｰﾌﾟ → コープ), ㈱ → (株), … |
-| 4 | lowercase | ＡＢＣ, ABC and abc match |
-| 5 | 〜 U+301C, ～ U+FF5E, ⁓ U+2053, ∼ U+223C → ~ | one wave dash, so a search for any of them matches all (RELIABILITY T15) |
-| 6 | ‐ ‑ ‒ – — ― − (U+2010–2015, U+2212) → - | look-alike dashes typed for one another |
-| 7 | every other whitespace → space; U+2028/9 → newline | the engines split on whitespace and do not all agree on which characters are whitespace |
+0. a hyphen or minus (- ‐ ‑ − － ﹣) right after a katakana letter → ー, unless a Latin letter, a digit,
+   a kanji or another dash follows. It recovers コ−ヒ− and ｺ-ﾋ- (legacy CP932 text types the long-vowel
+   mark as a minus or a hyphen), which Sudachi would split into コ / - / ヒ, and leaves ページ-3,
+   セット-A, 10-20 and アメリカ-日本 alone. Dashes (― —) are not touched: メール――それは is prose. A
+   hyphen between katakana words (ワン-ツー) is folded too, alike in documents and queries, so it costs
+   the split into two words, not a match.
 
-Then over the whole text, one context rule:
+Then per *cluster* (a base character plus the marks that follow it), in this order:
 
-| 8 | - right after a katakana letter (ァ–ヺ), unless a Latin letter, digit, kanji or another dash follows → ー |
-|---|---|
+1. lone surrogates → U+FFFD: Sudachi (Rust) cannot take them; broken decoders make them.
+2. ゛ ゜ (U+309B/C) after a base → combining U+3099/A: NFKC alone turns か゛ into か, a space and a mark.
+3. NFKC: full-width and half-width alphanumerics, half-width katakana (ｺｰﾌﾟ → コープ), ㈱ → (株), …
+4. lowercase: ＡＢＣ, ABC and abc match.
+5. the wave dashes 〜 U+301C, ～ U+FF5E, ⁓ U+2053, ∼ U+223C → ~, so a search for any of them matches
+   all of them (RELIABILITY T15).
+6. the dashes ‐ ‑ ‒ – — ― − (U+2010–2015, U+2212) → -, look-alikes typed for one another.
+7. every other whitespace character → space, U+2028/9 → newline: the engines split on whitespace and do
+   not agree on which characters are whitespace.
 
-Rule 8 recovers コ−ヒ− and ｺ-ﾋ- (legacy CP932 text types the long-vowel mark as a minus or hyphen), which Sudachi
-otherwise splits into コ / - / ヒ. It leaves ページ-3, セット-A, 10-20 and アメリカ-日本 alone. A wrongly folded
-hyphen between katakana words (ワン-ツー) is folded the same way in documents and queries, so it only costs the
-split into two words, not a match.
-
-Clusters keep NFKC from composing across them, so a character maps to exactly the original characters it came from.
+Clusters keep NFKC from composing across them, so each character maps back to exactly the original
+characters it came from.
 """
 
 from __future__ import annotations
@@ -56,10 +57,18 @@ def _fold_table() -> dict[int, str]:
 
 
 _FOLD = _fold_table()
-# Normalized forms of single unstable characters (（, 　, ！ …), the bulk of the per-run work; bounded.
-_RUNS: dict[str, str] = {}
-_RUNS_LIMIT = 4096
-_KATAKANA_DASH = re.compile(r"([\u30a1-\u30fa])-(?![-0-9a-z\u3400-\u4dbf\u4e00-\u9fff])")
+# (is a mark, normalized form) of the characters met outside the stable class; bounded.
+_CHARS: dict[str, tuple[bool, str]] = {}
+_CHARS_LIMIT = 8192
+# str.replace per distinct character is quadratic on text made of many distinct ones; past this many,
+# the runs do all the work.
+_REPLACE_BUDGET = 64
+_HYPHENS = "-\u2010\u2011\u2212\uff0d\ufe63"
+_LONG_VOWEL_HYPHEN = re.compile(
+    f"([\u30a1-\u30fa\uff66-\uff9f])[{_HYPHENS}]"
+    f"(?![{_HYPHENS}{DASHES}0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3400-\u4dbf\u4e00-\u9fff])"
+)
+_HYPHEN = re.compile(f"[{_HYPHENS}]")
 
 
 def is_mark(ch: str) -> bool:
@@ -68,19 +77,20 @@ def is_mark(ch: str) -> bool:
 
 
 def _is_stable(ch: str) -> bool:
-    """A character that every step above leaves alone (ASCII capitals only need a length-preserving lower())."""
-    cp = ord(ch)
+    """A character that every step above leaves alone."""
     return (
-        cp not in _FOLD
+        ord(ch) not in _FOLD
         and not is_mark(ch)
         and unicodedata.normalize("NFKC", ch) == ch
-        and (ch.lower() == ch or "A" <= ch <= "Z")
+        and ch.lower() == ch
     )
 
 
-# CJK ideographs are always stable (tests check it); the other ranges are where most text lives and are scanned once.
+# CJK ideographs are always stable (tests check it); the other ranges are where most text lives and are
+# scanned once.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff"
-_SCANNED = [(0x0000, 0x024F), (0x2000, 0x2BFF), (0x3000, 0x30FF)]
+_CJK_ASTRAL = "\U00020000-\U0002a6df\U0002a700-\U0002ebef\U00030000-\U0003134f"
+_SCANNED = [(0x0000, 0x024F), (0x2000, 0x2BFF), (0x3000, 0x30FF), (0x1F000, 0x1FAFF)]
 
 
 def _stable_class() -> str:
@@ -92,20 +102,25 @@ def _stable_class() -> str:
                     ranges[-1][1] = cp
                 else:
                     ranges.append([cp, cp])
-    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + _CJK
+    return (
+        "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + _CJK + _CJK_ASTRAL
+    )
 
 
-# Maximal runs of characters that need per-cluster work; everything between them is copied (and lower()ed) as is.
-_UNSTABLE_RUN = re.compile(f"[^{_stable_class()}]+")
+_STABLE_CLASS = _stable_class()
+# Maximal runs of characters that need per-cluster work; everything between them is copied as is.
+_UNSTABLE_RUN = re.compile(f"[^{_STABLE_CLASS}]+")
+_UNSTABLE_CHAR = re.compile(f"[^{_STABLE_CLASS}]")
 
 
 @dataclass(frozen=True)
 class Normalized:
     """Normalized text and where each of its characters came from.
 
-    The map is kept as segments (``_seg_norm[k]``, ``_seg_orig[k]``): from normalized position ``_seg_norm[k]`` on,
-    character ``i`` came from original ``_seg_orig[k] + i - _seg_norm[k]``. Text that normalizes one character to one
-    character has a single segment, so the map costs nothing until ``origin`` is asked for.
+    The map is kept as segments (``_seg_norm[k]``, ``_seg_orig[k]``): from normalized position
+    ``_seg_norm[k]`` on, character ``i`` came from original ``_seg_orig[k] + i - _seg_norm[k]``. Text that
+    normalizes one character to one character has a single segment, so the map costs nothing until
+    ``origin`` is asked for.
     """
 
     text: str
@@ -115,7 +130,8 @@ class Normalized:
 
     @cached_property
     def origin(self) -> list[int]:
-        """``origin[i]``: the original index of normalized character ``i``; ``origin[len(text)]`` = original length."""
+        """``origin[i]``: the original index of normalized character ``i``, and a sentinel at the end:
+        ``origin[len(text)]`` is the original length."""
         result: list[int] = []
         bounds = self._seg_norm[1:] + [len(self.text) + 1]
         for start, stop, orig in zip(self._seg_norm, bounds, self._seg_orig, strict=True):
@@ -163,7 +179,62 @@ def normalize_text(text: str) -> str:
     return _normalize(text, with_map=False)[0]
 
 
+def _char(ch: str) -> tuple[bool, str]:
+    """Whether ``ch`` is a mark, and its normalized form as a cluster of its own."""
+    info = _CHARS.get(ch)
+    if info is None:
+        info = (is_mark(ch), unicodedata.normalize("NFKC", ch).lower().translate(_FOLD))
+        if len(_CHARS) < _CHARS_LIMIT:
+            _CHARS[ch] = info
+    return info
+
+
+def _one_to_one(ch: str) -> str | None:
+    """The stable character that ``ch`` normalizes to wherever it stands, if there is one (（ → (,
+    U+3000 → space, Ａ → a). A mark may follow it: NFKC makes the same cluster of ｶﾞ as of カﾞ."""
+    mark, out = _char(ch)
+    if mark or len(out) != 1 or out == ch or _UNSTABLE_CHAR.match(out):
+        return None
+    return out
+
+
+def _unstable_runs(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text with one-to-one characters already folded, and the (start, end) runs that still need work.
+
+    Folding them with str.replace (C speed, positions unchanged) leaves a handful of runs in Japanese
+    text, where most of the unstable characters are full-width punctuation and spaces.
+    """
+    distinct = set(_UNSTABLE_CHAR.findall(text))
+    if len(distinct) > _REPLACE_BUDGET:
+        return text, [run.span() for run in _UNSTABLE_RUN.finditer(text)]
+    positions: list[int] = []
+    for ch in distinct:
+        if (folded := _one_to_one(ch)) is not None:
+            text = text.replace(ch, folded)
+            continue
+        found = text.find(ch)
+        while found != -1:
+            positions.append(found)
+            found = text.find(ch, found + 1)
+    positions.sort()
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], p + 1)
+        else:
+            runs.append((p, p + 1))
+    return text, runs
+
+
+def long_vowel_hyphens(text: str) -> str:
+    """Rule 0: hyphens and minus signs typed for ー after katakana, as ー (one character for one)."""
+    return _LONG_VOWEL_HYPHEN.sub("\\1ー", text) if _HYPHEN.search(text) else text
+
+
 def _normalize(text: str, *, with_map: bool) -> tuple[str, list[int], list[int]]:
+    original_length = len(text)
+    text = long_vowel_hyphens(text)
+    text, runs = _unstable_runs(text)
     parts: list[str] = []
     seg_norm = [0]
     seg_orig = [0]
@@ -175,34 +246,32 @@ def _normalize(text: str, *, with_map: bool) -> tuple[str, list[int], list[int]]
             seg_norm.append(at_norm)
             seg_orig.append(at_orig)
 
-    for run in _UNSTABLE_RUN.finditer(text):
-        start, end = run.span()
-        if start > pos and is_mark(text[start]):
+    for start, end in runs:
+        if start > pos and _char(text[start])[0]:
             start -= 1  # the stable character before a mark is the base of its cluster
         if start > pos:
-            parts.append(text[pos:start].lower())
+            parts.append(text[pos:start])
             if with_map:
                 linear(n, pos)
             n += start - pos
         pos = end
-        chunk = text[start:end]
-        out = _RUNS.get(chunk)
-        if out is None and not any(map(is_mark, chunk)):
-            # Without marks every character is its own cluster, and NFKC, lower() and the folds of a run equal
-            # those of its characters one by one.
-            out = unicodedata.normalize("NFKC", chunk).lower().translate(_FOLD)
-            if len(chunk) == 1 and len(_RUNS) < _RUNS_LIMIT:
-                _RUNS[chunk] = out
-        if out is not None and (len(out) == end - start or not with_map):
-            parts.append(out)
-            if with_map:
-                linear(n, start)
-            n += len(out)
+        chars = [_char(ch) for ch in text[start:end]]
+        if not any(mark for mark, _ in chars):
+            for i, (_, out) in enumerate(chars, start):  # every character is a cluster of its own
+                parts.append(out)
+                if with_map:
+                    if len(out) == 1:
+                        linear(n, i)
+                    else:
+                        for k in range(len(out)):  # every character of an expansion → the one it came from
+                            seg_norm.append(n + k)
+                            seg_orig.append(i)
+                n += len(out)
             continue
-        i = start  # marks, or a length change to map: cluster by cluster
+        i = start
         while i < end:
             j = i + 1
-            while j < end and is_mark(text[j]):
+            while j < end and chars[j - start][0]:
                 j += 1
             cluster = text[i:j]
             if j - i > 1:
@@ -213,20 +282,18 @@ def _normalize(text: str, *, with_map: bool) -> tuple[str, list[int], list[int]]
                 if len(out) == j - i:
                     linear(n, i)
                 else:
-                    for k in range(len(out)):  # every character of an expansion or contraction → the cluster start
+                    # every character of an expansion or a contraction → the start of the cluster
+                    for k in range(len(out)):
                         seg_norm.append(n + k)
                         seg_orig.append(i)
             n += len(out)
             i = j
-    if pos < len(text):
-        parts.append(text[pos:].lower())
+    if pos < original_length:
+        parts.append(text[pos:])
         if with_map:
             linear(n, pos)
-        n += len(text) - pos
-    if with_map and seg_orig[-1] + n - seg_norm[-1] != len(text):
+        n += original_length - pos
+    if with_map and seg_orig[-1] + n - seg_norm[-1] != original_length:
         seg_norm.append(n)  # the sentinel after a trailing expansion
-        seg_orig.append(len(text))
-    result = "".join(parts)
-    if "-" in result:
-        result = _KATAKANA_DASH.sub("\\1ー", result)
-    return result, seg_norm, seg_orig
+        seg_orig.append(original_length)
+    return "".join(parts), seg_norm, seg_orig

@@ -1,0 +1,123 @@
+"""Snippets: escaped original text with the matches in <mark>, around the best window."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.analysis import make_snippet
+from indexer.analysis.highlight import FALLBACK_CHARS, TOKEN_CONTEXT
+
+from .conftest import check_snippet, texts
+
+LEAD = "この文章は前置きです。" * 10
+TAIL = "後書きの文章が続きます。" * 10
+
+
+@pytest.mark.parametrize(
+    ("text", "query", "snippet"),
+    [
+        ("附属図書館の利用案内", "付属", "<mark>附属</mark>図書館の利用案内"),  # the C form, not the spelling
+        ("申し込みはこちら", "申込", "<mark>申し込み</mark>はこちら"),
+        ("ｺｰﾌﾟの店舗", "コープ", "<mark>ｺｰﾌﾟ</mark>の店舗"),  # half-width in the text, mapped back
+        ("ﾃﾞｰﾀﾍﾞｰｽ", "データ", "<mark>ﾃﾞｰﾀ</mark>ﾍﾞｰｽ"),
+        ("㈱ＡＢＣ商事", "abc", "㈱<mark>ＡＢＣ</mark>商事"),
+        ("㈱ABC", "株", "<mark>㈱</mark>ABC"),  # a part of an expanded character marks all of it
+        ("ＣＯ・ＯＰ", "co・op", "<mark>ＣＯ・ＯＰ</mark>"),
+        ("CO・OPの宅配", "こーぷ", "<mark>CO・OP</mark>の宅配"),  # by reading
+        ("東京都庁の展望室", "都庁", "東京<mark>都庁</mark>の展望室"),
+        ("東京都庁の展望室", "とうきょう", "<mark>東京</mark>都庁の展望室"),  # an A unit, by reading
+        ("東京都庁", "東京 都庁", "<mark>東京都庁</mark>"),  # adjacent marks merge
+        (
+            "ビールを飲んだ。",
+            "呑む",
+            "ビールを<mark>飲ん</mark>だ。",
+        ),  # an inflected verb in another spelling
+        ("ビールを呑んだ。", "飲む", "ビールを呑んだ。"),  # no character in common: not looked for (speed)
+        ("ポケモンゴープラスプラス発売", "ゴープラス", "ポケモン<mark>ゴープラス</mark>プラス発売"),
+        ("コ−ヒ−を飲む", "コーヒー", "<mark>コ−ヒ−</mark>を飲む"),
+        ("価格は10〜20円です", "10～20", "価格は<mark>10</mark>〜<mark>20</mark>円です"),
+        ("非公開の会議", "公開", "非<mark>公開</mark>の会議"),
+        (
+            "<script>alert('申込')</script>",
+            "申し込み",
+            "&lt;script&gt;alert(&#x27;<mark>申込</mark>&#x27;)&lt;/script&gt;",
+        ),
+        ("株式会社<mark>テスト</mark>", "テスト", "株式会社&lt;mark&gt;<mark>テスト</mark>&lt;/mark&gt;"),
+        ("関係のない本文", "図書館", "関係のない本文"),
+        ("あいうえお" * 30, "図書館", "あいうえお" * 24 + "…"),
+        (
+            LEAD + "市立図書館の開館時間は九時からです。" + TAIL,
+            "図書館 開館",
+            "…市立<mark>図書館</mark>の<mark>開館</mark>時間は九時からです。" + TAIL[:102] + "…",
+        ),
+        (  # the text ends inside the window: what comes before fills it, from a sentence start
+            LEAD * 2 + "東京に行く。",
+            "とうきょう",
+            "…" + LEAD + "<mark>東京</mark>に行く。",
+        ),
+        (LEAD + "東京に行く。", "東京", LEAD + "<mark>東京</mark>に行く。"),  # the whole text fits
+    ],
+)
+def test_snippets(analyzer, text, query, snippet):
+    assert make_snippet(text, analyzer.query_terms(query)) == snippet
+
+
+def test_phrase_marks_the_whole_phrase(analyzer):
+    assert (
+        make_snippet("価格は10〜20円です", [analyzer.phrase("10～20")]) == "価格は<mark>10〜20</mark>円です"
+    )
+
+
+def test_the_window_with_the_most_terms_wins(analyzer):
+    text = "図書館" + "。関係のない話" * 30 + "。市立図書館の開館時間。" + "。関係のない話" * 30
+    snippet = make_snippet(text, analyzer.query_terms("図書館 開館"), max_chars=40)
+    assert snippet == "…市立<mark>図書館</mark>の<mark>開館</mark>時間。" + "。関係のない話" * 4 + "。…"
+
+
+def test_max_chars_must_be_positive(analyzer):
+    with pytest.raises(ValueError):
+        make_snippet("本文", analyzer.query_terms("本文"), max_chars=0)
+
+
+def test_sudachi_sees_only_the_window(analyzer, monkeypatch):
+    """Speed by construction (benchmarks/analysis_speed.py has the figures): a 5,000-character body is
+    searched as a string, and only the chosen window, or the first blocks of the beginning, tokenized."""
+    body = (
+        "市立図書館の開館時間は午前九時から午後五時まで（月曜休館）です。　ＩＴ講座の申込は窓口へ……" * 120
+    )[:5000]
+    found, not_found = analyzer.query_terms("申込 講座"), analyzer.query_terms("付属")
+    variant = analyzer.query_terms("申し込み 講座")  # 申し込み appears only as the variant 申込
+    body = body.replace("館", "属")
+    nothing_shared = analyzer.query_terms("野球")
+    tokenized: list[int] = []
+    tokenize = analyzer._tokenized
+
+    def counting(norm):
+        tokenized.append(len(norm))
+        return tokenize(norm)
+
+    monkeypatch.setattr(analyzer, "_tokenized", counting)
+    make_snippet(body, found)
+    assert tokenized == []  # every term is a substring in the window: no tokenizing at all
+    make_snippet(body, variant)
+    assert tokenized == [120 + 2 * TOKEN_CONTEXT]
+    tokenized.clear()
+    make_snippet(body, not_found)  # no substring, but 属 is there: the first blocks, up to 1,000 characters
+    assert sum(tokenized) == FALLBACK_CHARS
+    tokenized.clear()
+    make_snippet(body, nothing_shared)  # nothing in common: no token can match
+    assert tokenized == []
+
+
+@settings(deadline=None)
+@given(texts, texts, st.integers(min_value=1, max_value=200))
+def test_snippets_never_raise_and_are_always_escaped(analyzer, text, query, max_chars):
+    check_snippet(text, make_snippet(text, analyzer.query_terms(query), max_chars))
+    check_snippet(text, make_snippet(text, [analyzer.phrase(query)], max_chars))
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.sampled_from(["<mark>", "</mark>", "<script>", "&amp;", '"', "'", "ﾄｼｮｶﾝ", "。", "\n"]) | texts)
+def test_hostile_text_around_a_match(analyzer, noise):
+    text = f"{noise}図書館{noise}<b>としょかん</b>{noise}"
+    check_snippet(text, make_snippet(text, analyzer.query_terms("図書館 としょかん")))
