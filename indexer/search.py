@@ -19,7 +19,7 @@ from indexer.engines.base import (
     SortOrder,
     TermClause,
 )
-from indexer.query import ParsedQuery, Term, parse_query
+from indexer.query import MAX_TERMS, ParsedQuery, Term, parse_query
 from schemas import KIND_LABELS, PROVENANCE_LABELS, category_label, is_category
 
 MAX_PAGE_SIZE = 100
@@ -176,7 +176,12 @@ def compile_query(parsed: ParsedQuery, analyzer: Analyzer) -> tuple[tuple[tuple[
     for group in parsed.groups:
         if len(group) == 1:
             # A single word: each content morpheme must match (図書館の開館時間 → 図書館 AND 開館 AND 時間).
+            # Repeats add nothing, and one long word can analyse into hundreds of terms: dedupe and cap them.
             for analysed in _word_terms(analyzer, group[0]):
+                if analysed in highlight:
+                    continue
+                if len(groups) >= MAX_TERMS:
+                    break
                 groups.append((term_clause(analysed),))
                 highlight.append(analysed)
         else:
