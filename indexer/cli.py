@@ -210,10 +210,176 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from search_app import create_app
+    from search_app.security import RequestHandler
 
     app = create_app()
     click.echo(f"http://{host}:{port}/ で待ち受けます（Ctrl+C で終了）")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    # Our handler drops the Server header's version detail, which Werkzeug's own server writes itself (T18).
+    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=RequestHandler)
+
+
+# --- sources, crawls and background work (issue 4) ---------------------------------------------------------
+# The crawler, Celery and the web app are imported by the commands that use them, as in `serve`: they take
+# seconds to import, which `search` and `import` should not pay.
+
+
+@main.group(help="取得元（ウェブ・フィード・オープンデータ）を管理します。")
+def sources() -> None:
+    pass
+
+
+@sources.command("add", help="取得元を追加します。web には開始 URL を複数指定できます。")
+@click.argument("kind", type=click.Choice(["web", "feed", "opendata"]))
+@click.argument("locations", nargs=-1, required=True, metavar="URL_OR_FILE...")
+@click.option("--name", help="表示名（省略時は URL またはファイル）")
+@click.option("--provenance", required=True, help="内容の責任者: government、npo、maker、coop、shop、citizen")
+@click.option("--organization", help="発信元の組織名（レコードに付けます）")
+@click.option("--include", multiple=True, help="辿る URL の正規表現（web、複数可）")
+@click.option("--exclude", multiple=True, help="辿らない URL の正規表現（web、複数可）")
+@click.option("--depth", type=click.IntRange(min=0), help="開始 URL からのリンクの深さ（web、既定 3）")
+@click.option("--max-pages", type=click.IntRange(min=1), help="1 回の実行で辿る URL の上限（web、既定 500）")
+@click.option("--schedule", help="定期実行: 間隔の秒数、cron 形式「分 時 日 月 曜日」、@hourly、@daily、@weekly")
+@click.option("--dataset", help="オープンデータのデータセット（省略時は列見出しから判定）")
+def sources_add(kind: str, locations: tuple[str, ...], **options: Any) -> None:
+    from crawlers.sources import SourceError, add_source
+
+    library = _open_library()
+    try:
+        row = add_source(library.store, kind, locations, **options)
+    except SourceError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        library.close()
+    click.echo(f"取得元 {row.id} を追加しました: [{row.kind}] {row.name}")
+
+
+@sources.command("list", help="取得元と、それぞれの最後の実行を表示します。")
+def sources_list() -> None:
+    from crawlers.pipeline import Counts
+    from crawlers.sources import list_sources
+
+    library = _open_library()
+    try:
+        overviews = list_sources(library.store)
+    finally:
+        library.close()
+    if not overviews:
+        click.echo("取得元はまだありません（library sources add で追加します）。")
+    for overview in overviews:
+        source, run = overview.source, overview.last_run
+        state = "" if source.enabled else "（停止中）"
+        click.echo(f"{source.id}. [{source.kind}] {source.name}{state}  {source.location}")
+        click.echo(f"   提供: {source.provenance}  組織: {source.organization or '-'}  定期実行: {source.schedule or '-'}")
+        if run is None:
+            click.echo("   最後の実行: なし")
+        else:
+            started = run.started_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"   最後の実行: {run.id}（{started}、{run.status}） {Counts.of(run).text()}")
+
+
+class _UnitProgress:
+    """The pipeline's per-unit callback on a progress bar: one more unit done, ``pending`` still queued."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self._progress = progress
+        self._task = progress.add_task(description, total=None)
+
+    def __call__(self, _counts: object, pending: int) -> None:
+        done = self._progress.tasks[self._task].completed + 1
+        self._progress.update(self._task, completed=done, total=done + pending)
+
+
+@main.command(help="取得元をクロールします（SOURCE_ID か --all）。中断された実行は続きから再開します。")
+@click.argument("source_id", type=int, required=False)
+@click.option("--all", "every", is_flag=True, help="有効なすべての取得元")
+def crawl(source_id: int | None, every: bool) -> None:
+    from crawlers.fetch import SafeFetcher
+    from crawlers.pipeline import SourceBusy, SourceNotFound, crawl_policy, enabled_source_ids
+    from crawlers.pipeline import crawl as crawl_source
+    from indexer.store import RunStatus
+
+    if (source_id is None) == (not every):
+        raise click.UsageError("SOURCE_ID か --all のどちらか一方を指定してください")
+    try:
+        fetcher = SafeFetcher(crawl_policy())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    library = _open_library()
+    all_finished = True
+    try:
+        for one in enabled_source_ids(library) if every else [source_id]:
+            with _progress() as progress:
+                try:
+                    summary = crawl_source(library, one, fetcher=fetcher,
+                                           progress=_UnitProgress(progress, f"取得元 {one}"))
+                except SourceNotFound:
+                    click.echo(f"取得元 {one} はありません", err=True)
+                    all_finished = False
+                    continue
+                except SourceBusy as exc:
+                    click.echo(f"取得元 {one} は実行中です（実行 {exc.run_id}）", err=True)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - recorded on the run; the other sources go on (T13)
+                    click.echo(f"取得元 {one}: 中断しました: {exc}", err=True)
+                    all_finished = False
+                    continue
+            resumed = f"（実行 {summary.resumed_from_id} の続き）" if summary.resumed_from_id else ""
+            click.echo(f"取得元 {one}{resumed}: {summary.counts.text()}")
+            for error in summary.errors[:10]:
+                click.echo(f"  {error['url']}: [{error['rule']}] {error['message']}", err=True)
+            all_finished &= summary.status == RunStatus.FINISHED
+    finally:
+        library.close()
+    if not all_finished:
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              help="Celery ワーカーを起動します（LIBRARY_BROKER_URL が必要）。残りの引数は celery worker に渡します。")
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    from search_app import create_app
+
+    celery_app = create_app().extensions["celery"]
+    if not celery_app.conf.broker_url:
+        raise click.ClickException(
+            "LIBRARY_BROKER_URL が未設定です。ブローカーなしの構成では、ジョブは library serve と "
+            "library beat のプロセスの中で動きます。"
+        )
+    celery_app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@main.command(help="定期実行（取得元のクロール、索引への反映、お知らせの期限切れ）を動かします。")
+def beat() -> None:
+    import threading
+
+    from indexer.tasks import run_beat_in_process
+    from search_app import create_app
+
+    celery_app = create_app().extensions["celery"]
+    if celery_app.conf.broker_url:
+        celery_app.start(["beat", "--loglevel=INFO"])
+        return
+    click.echo("ブローカーなし: 予定のジョブをこのプロセスで実行します（Ctrl+C で終了）")
+    try:
+        run_beat_in_process(celery_app, threading.Event())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(help="データベース・検索エンジン・ブローカー・索引の件数を点検します（終了コード 0: 正常、1: 警告、2: 異常）。")
+@click.option("--json", "as_json", is_flag=True, help="JSON で出力")
+def doctor(as_json: bool) -> None:
+    from indexer.doctor import run_doctor
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        click.echo(f"設定が正しくありません: {exc}", err=True)
+        sys.exit(2)
+    report = run_doctor(settings)
+    click.echo(report.dumps() if as_json else report.render())
+    sys.exit(report.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The system of record (DESIGN §1): SQL tables for records, their revision history and the index outbox."""
 
+from .crawl import CrawlFrontierRow, CrawlRunRow, FetchStateRow, RunStatus, SourceKind, SourceRow, UnitState
 from .db import Store, UnsafeStorageSettings, UnsupportedDatabase
 from .models import (
     Base,
@@ -21,17 +22,26 @@ from .models import (
     pending_count,
     verify_chain,
 )
+from .searchlog import SearchLogRow
 
 __all__ = [
     "Base",
+    "CrawlFrontierRow",
+    "CrawlRunRow",
     "EngineStateRow",
+    "FetchStateRow",
     "MAX_OUTBOX_ATTEMPTS",
     "OutboxOp",
     "OutboxRow",
     "RecordRow",
     "RevisionRow",
+    "RunStatus",
+    "SearchLogRow",
+    "SourceKind",
+    "SourceRow",
     "StaleRevision",
     "Store",
+    "UnitState",
     "UnsafeStorageSettings",
     "UnsupportedDatabase",
     "append_revision",

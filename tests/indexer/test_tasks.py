@@ -1,0 +1,256 @@
+"""Background work without a broker: Celery's configuration, the thin tasks, notice expiry, the beat schedule
+and the embedded job runner, which never makes a web request wait for a crawl."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab, schedule
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import select
+
+import indexer.tasks
+from crawlers.pipeline import SourceNotFound
+from crawlers.sources import add_source
+from indexer.cli import main
+from indexer.config import Settings
+from indexer.library import Library
+from indexer.search import Query
+from indexer.store import CrawlRunRow, RevisionRow, SourceRow
+from indexer.tasks import (
+    RETRY_BACKOFF_MAX,
+    VISIBILITY_TIMEOUT,
+    BrokerJobs,
+    InProcessJobs,
+    InProcessScheduler,
+    beat_schedule,
+    expire_notices,
+    get_jobs,
+    run_beat_in_process,
+)
+from search_app import create_app
+
+EVENTS_CSV = ("全国地方公共団体コード,ID,地方公共団体名,イベント名,開始日,場所名称\r\n"
+              "222127,ev-1,焼津市,みなと朝市,2026-04-05,焼津漁港\r\n").encode()
+
+
+@pytest.fixture()
+def make_app(database_url: str, data_dir: Path) -> Iterator:
+    apps: list[Flask] = []
+
+    def make(**config: object) -> Flask:
+        settings = Settings.from_env(data_dir=data_dir, database_url=database_url)
+        apps.append(create_app({"TESTING": True, "LIBRARY_SETTINGS": settings, **config}))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["library"].close()
+
+
+@pytest.fixture()
+def app(make_app) -> Flask:
+    return make_app()
+
+
+def library_of(app: Flask) -> Library:
+    return app.extensions["library"]
+
+
+def test_celery_is_configured_for_redelivery_without_loops(app: Flask) -> None:
+    conf = app.extensions["celery"].conf
+    assert (conf.task_acks_late, conf.task_reject_on_worker_lost, conf.worker_prefetch_multiplier) == (True, True, 1)
+    assert conf.broker_transport_options["visibility_timeout"] == VISIBILITY_TIMEOUT > RETRY_BACKOFF_MAX
+    assert (conf.task_serializer, conf.accept_content) == ("json", ["json"])
+    for name in ("library.crawl_source", "library.drain_outbox", "library.reindex", "library.expire_notices"):
+        task = app.extensions["celery"].tasks[name]
+        assert task.max_retries == 3 and task.retry_backoff_max == RETRY_BACKOFF_MAX
+
+
+def test_the_job_runner_follows_the_broker_setting(make_app) -> None:
+    assert isinstance(get_jobs(make_app()), InProcessJobs)
+    assert isinstance(get_jobs(make_app(CELERY={"broker_url": "redis://127.0.0.1:6379/15"})), BrokerJobs)
+
+
+def test_jobs_take_ids_only(app: Flask) -> None:
+    jobs = get_jobs(app)
+    with pytest.raises(TypeError, match="ids"):
+        jobs.submit("library.crawl_source", "taro@example.jp")
+    with pytest.raises(KeyError):
+        jobs.submit("library.no_such_task")
+
+
+def test_tasks_run_in_the_app_context(app: Flask, tmp_path: Path) -> None:
+    csv_file = tmp_path / "events.csv"
+    csv_file.write_bytes(EVENTS_CSV)
+    source = add_source(library_of(app).store, "opendata", [str(csv_file)], provenance="government")
+    jobs = get_jobs(app)
+    summary = jobs.submit("library.crawl_source", source.id).result(timeout=60)
+    assert summary | {"run_id": 0} == {"source_id": source.id, "run_id": 0, "status": "finished", "resumed_from_id": None,
+                                       "fetched": 1, "new": 1, "updated": 0, "unchanged": 0, "failed": 0,
+                                       "skipped": 0, "errors": 0}
+    assert library_of(app).search(Query(text="朝市")).total == 1
+    assert jobs.submit("library.drain_outbox").result(timeout=60)["indexed"] == 0  # nothing left to index
+    assert jobs.submit("library.reindex").result(timeout=60) == 1
+    with pytest.raises(SourceNotFound):
+        jobs.submit("library.crawl_source", 999).result(timeout=60)
+
+
+def notice(record_id: str, valid_until: str | None) -> dict[str, object]:
+    return {"id": record_id, "kind": "notice", "title": f"回収のお知らせ {record_id}", "maker": "サンプル電機",
+            "product": "ポケットチャージ", "hazard": "発熱", "action": "使用を中止してください", "provenance": "maker",
+            "valid_until": valid_until}
+
+
+def test_expired_notices_get_a_system_revision_and_leave_the_index(app: Flask) -> None:
+    library = library_of(app)
+    now = datetime.now(UTC)
+    for record_id, valid_until in (("past", now - timedelta(minutes=1)), ("future", now + timedelta(days=1)),
+                                   ("forever", None)):
+        library.ingest(notice(record_id, valid_until and valid_until.isoformat()), author="maker", summary="s")
+    assert get_jobs(app).submit("library.expire_notices").result(timeout=60) == 1
+    assert expire_notices(library) == 0  # a second run changes nothing
+    assert library.get_record("past").status == "expired"
+    with library.store.session(readonly=True) as session:
+        last = session.scalars(select(RevisionRow).where(RevisionRow.record_id == "past")
+                               .order_by(RevisionRow.revision.desc())).first()
+    assert (last.revision, last.author, last.data["status"]) == (2, "system", "expired")
+    assert {hit.id for hit in library.search(Query(text="回収")).hits} == {"future", "forever"}
+    assert expire_notices(library, now + timedelta(days=2)) == 1
+
+
+class _HeldSite(ThreadingHTTPServer):
+    """One page that answers only when the test releases it; robots.txt is absent."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.requested = threading.Event()
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/robots.txt":
+                    self.send_error(404)
+                    return
+                site.requested.set()
+                site.release.wait(30)
+                body = "<html><head><title>休館日のお知らせ</title></head><body><p>月曜は休館です。</p></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body.encode())))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.2", 0), Handler)
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.2:{self.server_address[1]}{path}"
+
+
+def test_a_crawl_started_from_a_request_never_blocks_it(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIBRARY_CRAWL_ALLOW_HOSTS", "127.0.0.2")
+    monkeypatch.setenv("LIBRARY_CRAWL_DELAY", "0")
+    site = _HeldSite()
+    source = add_source(library_of(app).store, "web", [site.url("/")], provenance="government")
+    started: list[object] = []
+
+    @app.post("/test-crawl/<int:source_id>")
+    def crawl_now(source_id: int) -> tuple[str, int]:  # what the admin page's "crawl now" button does
+        started.append(get_jobs(app).submit("library.crawl_source", source_id))
+        return "", 202
+
+    client = app.test_client()
+    try:
+        began = time.monotonic()
+        assert client.post(f"/test-crawl/{source.id}").status_code == 202
+        assert site.requested.wait(30)  # the crawl is now waiting on the site...
+        assert client.get("/healthz").status_code == 200  # ...and requests are answered meanwhile
+        assert time.monotonic() - began < 5
+        assert not started[0].done()
+        site.release.set()
+        assert started[0].result(timeout=60)["new"] == 1
+    finally:
+        site.release.set()
+        site.shutdown()
+        site.server_close()
+
+
+def test_the_beat_schedule_comes_from_the_sources(app: Flask) -> None:
+    store = library_of(app).store
+    daily = add_source(store, "feed", ["https://example.jp/a.rss"], provenance="npo", schedule="0 6 * * *")
+    hourly = add_source(store, "feed", ["https://example.jp/b.rss"], provenance="npo", schedule="3600")
+    off = add_source(store, "feed", ["https://example.jp/c.rss"], provenance="npo", schedule="3600")
+    add_source(store, "feed", ["https://example.jp/d.rss"], provenance="npo")  # no schedule: manual only
+    with store.session() as session:
+        session.get_one(SourceRow, off.id).enabled = False
+        sources = list(session.scalars(select(SourceRow)))
+    last = datetime(2026, 4, 1, tzinfo=UTC)
+    entries = beat_schedule(sources, {hourly.id: last})
+    assert set(entries) == {"drain-outbox", "expire-notices", f"crawl-source-{daily.id}", f"crawl-source-{hourly.id}"}
+    assert entries[f"crawl-source-{daily.id}"] | {"last_run_at": None} == {
+        "task": "library.crawl_source", "schedule": crontab(minute="0", hour="6"), "args": (daily.id,),
+        "last_run_at": None}
+    assert entries[f"crawl-source-{hourly.id}"]["schedule"] == schedule(timedelta(hours=1))
+    assert entries[f"crawl-source-{hourly.id}"]["last_run_at"] == last
+
+
+class _Recorded:
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, tuple[int, ...]]] = []
+        self.event = threading.Event()
+
+    def submit(self, task_name: str, *ids: int) -> None:
+        self.submitted.append((task_name, ids))
+        self.event.set()
+
+
+def test_beat_runs_due_crawls_and_sees_new_sources_without_a_restart(app: Flask,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexer.tasks, "SCHEDULE_REFRESH", 0.0)  # re-read the sources on every tick
+    recorded = _Recorded()
+    app.extensions["jobs"] = recorded
+    store = library_of(app).store
+    overdue = add_source(store, "feed", ["https://example.jp/a.rss"], provenance="npo", schedule="300")
+    with store.session() as session:  # its last run started an hour ago
+        session.add(CrawlRunRow(source_id=overdue.id, status="finished", owner="h/1/x", errors=[],
+                                started_at=datetime.now(UTC) - timedelta(hours=1), fetched=0, new=0, updated=0,
+                                unchanged=0, failed=0, skipped=0))
+    scheduler = InProcessScheduler(app.extensions["celery"])
+    scheduler.tick()
+    assert recorded.submitted == [("library.crawl_source", (overdue.id,))]
+    assert scheduler.tick() > 0  # not due again until its interval has passed
+    added = add_source(store, "feed", ["https://example.jp/b.rss"], provenance="npo", schedule="300")
+    scheduler.tick()
+    assert f"crawl-source-{added.id}" in scheduler.schedule  # picked up; first due one interval from now
+
+    stop = threading.Event()  # the embedded `library beat` loop runs the same scheduler
+    recorded.submitted.clear()
+    recorded.event.clear()
+    with store.session() as session:
+        session.add(CrawlRunRow(source_id=added.id, status="finished", owner="h/1/x", errors=[],
+                                started_at=datetime.now(UTC) - timedelta(hours=1), fetched=0, new=0, updated=0,
+                                unchanged=0, failed=0, skipped=0))
+    loop = threading.Thread(target=run_beat_in_process, args=(app.extensions["celery"], stop))
+    loop.start()
+    try:
+        assert recorded.event.wait(10)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert ("library.crawl_source", (added.id,)) in recorded.submitted
+
+
+def test_worker_needs_a_broker(data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 1 and "LIBRARY_BROKER_URL" in result.output
