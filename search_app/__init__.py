@@ -1,4 +1,8 @@
-"""The Flask application: citizens' search and, later, editing, notices and administration."""
+"""The Flask application: citizens' search pages, the public JSON API and feeds (DESIGN layout).
+
+`create_app` follows the app-factory pattern: defaults, then the test override, then LIBRARY_FLASK_* variables;
+resources live in `app.extensions`, never in module globals.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,39 @@ from flask import Flask
 
 from indexer.config import Settings
 from indexer.library import Library
+from indexer.tasks import celery_init_app
+
+DEFAULTS: dict[str, Any] = {
+    "JSON_AS_ASCII": False,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    "SEARCH_LOG": True,
+}
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Defaults, then test overrides, then LIBRARY_FLASK_* environment variables."""
     app = Flask(__name__)
-    app.config.from_mapping(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
+    app.config.from_mapping(DEFAULTS)
     if test_config:
         app.config.from_mapping(test_config)
     app.config.from_prefixed_env("LIBRARY_FLASK")
     init_library(app)
+    celery_init_app(app)
 
-    from search_app.views import bp
+    from search_app import api, errors, feeds, security, views
 
-    app.register_blueprint(bp)
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(feeds.bp)
     return app
 
 
 def init_library(app: Flask) -> None:
-    """One Library per process, kept in app.extensions (never a module global)."""
+    """One Library per process; tests pass their own through LIBRARY_SETTINGS."""
     settings = app.config.get("LIBRARY_SETTINGS") or Settings.from_env()
-    app.extensions["library"] = Library.open(settings)
+    library = Library.open(settings)
+    app.extensions["library"] = library
 
 
 def get_library(app: Flask) -> Library:

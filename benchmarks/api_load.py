@@ -1,0 +1,428 @@
+"""Requests/s of /api/v1/search against /api/v1/ping on the same gunicorn server, in the same run (issue 3, T29).
+
+    .venv/bin/library init --demo                  # or any data directory the library has built
+    .venv/bin/python benchmarks/api_load.py --data-dir data
+    .venv/bin/python benchmarks/api_load.py --data-dir data --seconds 60 --connections 16 --queries my.txt
+
+gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
+workers, 2 by default, with 8 threads each) on a free loopback port over the given data directory (SQLite +
+tantivy; LIBRARY_DATABASE_URL and LIBRARY_SEARCH_ENGINE pass through). Two settings differ, for the measurement:
+no access log, and no worker recycling (max_requests), so that the workers' memory can be followed (T29: flat).
+
+The load is bounded: `--connections` concurrent clients for `--seconds` per endpoint, split into rounds that
+alternate ping and search, so that a change in the machine's load during the run weighs on both alike. The
+clients are `wrk` when it is installed (`apt-get install wrk`), else Python processes with http.client, one per
+core, each running threads. Both share the machine's cores with the server, so absolute rates are a floor; the
+ratio is the figure to read.
+
+Search requests cycle through realistic citizen queries (words, kana, phrases, filters, sorting, paging, codes,
+misses), or the lines of `--queries`: each line a query string (`q=…&kind=…`) or plain words (sent as q).
+
+Printed: requests/s, p50/p99 latency and errors per endpoint, the search/ping ratio (target >= 0.5), and the
+workers' resident memory before and after the load. It never fails on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN_CONFIG = REPO / "deploy" / "gunicorn.conf.py"
+HOST = "127.0.0.1"
+PING = "/api/v1/ping"
+SEARCH = "/api/v1/search"
+RATIO_TARGET = 0.5
+READY_TIMEOUT_S = 120.0
+
+# What people type into a town library's search box, and the filters the result page offers.
+QUERIES: list[dict[str, str]] = [
+    {"q": "図書館"},
+    {"q": "としょかん"},
+    {"q": "リコール"},
+    {"q": "モバイルバッテリー 回収"},
+    {"q": "子育て 支援"},
+    {"q": "ごみの出し方"},
+    {"q": "粗大ごみ"},
+    {"q": "AED"},
+    {"q": "アレルギー 卵"},
+    {"q": "小麦"},
+    {"q": "夏祭り"},
+    {"q": "ボランティア 募集"},
+    {"q": "高齢者 見守り"},
+    {"q": "予防接種"},
+    {"q": "避難所"},
+    {"q": "防災訓練"},
+    {"q": "ポイント"},
+    {"q": "生協 配達"},
+    {"q": "公民館 講座"},
+    {"q": '"無償交換"'},
+    {"q": "電気ケトル -説明書"},
+    {"q": "図書館 OR 公民館"},
+    {"q": "4501234001017"},
+    {"q": "SB-PB10K"},
+    {"q": "ぬいぐるみ 回収 期限"},
+    {"q": ""},
+    {"kind": "notice", "sort": "newest"},
+    {"kind": "program", "sort": "event"},
+    {"category": "safety.recall"},
+    {"q": "子ども", "kind": "program"},
+    {"q": "市", "page": "2"},
+    {"q": "相談", "provenance": "government"},
+    {"region": "みなと市", "year": "2026"},
+    {"from": "2026-03-01", "to": "2026-03-31"},
+]
+
+
+@dataclass
+class Sample:
+    """One client's view of a round: how many answers, how many errors, and each answer's latency."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def add(self, other: Sample) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.latencies_ms.extend(other.latencies_ms)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the server -------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_gunicorn(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir)}
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(GUNICORN_CONFIG),
+        # Command-line settings override the file's.
+        "--bind", f"{HOST}:{port}",
+        "--workers", str(workers),
+        "--access-logfile", os.devnull,
+        "--max-requests", "0",
+        "--log-level", "warning",
+        "search_app:create_app()",
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+
+
+def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def wait_until_ready(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with status {server.returncode} before answering")
+        try:
+            if get(port, PING, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer {PING} within {READY_TIMEOUT_S:.0f} s")
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return sorted(int(pid) for pid in children.read_text().split()) if children.exists() else []
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)  # gunicorn's graceful shutdown of master and workers
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+# --- clients: Python ----------------------------------------------------------------------------------------
+
+
+def _client_thread(port: int, paths: list[str], deadline: float, seed: int, sample: Sample) -> None:
+    order = random.Random(seed)
+    while time.monotonic() < deadline:
+        path = order.choice(paths)
+        started = time.perf_counter()
+        try:
+            status, _, _ = get(port, path)
+        except (OSError, http.client.HTTPException):
+            sample.errors += 1
+            continue
+        sample.latencies_ms.append((time.perf_counter() - started) * 1000)
+        sample.requests += 1
+        if status != 200:
+            sample.errors += 1
+
+
+def drive_process(port: int, paths: list[str], seconds: float, threads: int, seed: int) -> Sample:
+    """One client process: `threads` connections, one request at a time each, until the time is up."""
+    deadline = time.monotonic() + seconds
+    samples = [Sample() for _ in range(threads)]
+    runners = [
+        threading.Thread(target=_client_thread, args=(port, paths, deadline, seed * 1000 + i, samples[i]))
+        for i in range(threads)
+    ]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    total = Sample()
+    for sample in samples:
+        total.add(sample)
+    return total
+
+
+class PythonLoad:
+    name = "Python http.client"
+
+    def __init__(self, connections: int) -> None:
+        self.processes = min(os.cpu_count() or 1, connections)
+        self.threads = max(1, connections // self.processes)
+        self.pool = ProcessPoolExecutor(self.processes)
+
+    def run(self, port: int, paths: list[str], seconds: float, seed: int) -> tuple[Sample, float]:
+        started = time.perf_counter()
+        futures = [
+            self.pool.submit(drive_process, port, paths, seconds, self.threads, seed * 100 + i)
+            for i in range(self.processes)
+        ]
+        total = Sample()
+        for future in futures:
+            total.add(future.result())
+        return total, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+# --- clients: wrk -----------------------------------------------------------------------------------------
+
+# Cycles through the paths; reports counts and latency percentiles (microseconds) as one JSON line.
+WRK_SCRIPT = """
+local paths = {%s}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout
+  io.write(string.format('WRK {"requests": %%d, "errors": %%d, "duration_us": %%d, "p50": %%d, "p99": %%d}\\n',
+    summary.requests, errors, summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+class WrkLoad:
+    name = "wrk"
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+        self.threads = min(os.cpu_count() or 1, connections)
+        self.scripts = Path(tempfile.mkdtemp(prefix="api-load-"))
+
+    def run(self, port: int, paths: list[str], seconds: float, seed: int) -> tuple[Sample, float]:
+        script = self.scripts / f"paths-{seed}.lua"
+        shuffled = random.Random(seed).sample(paths, len(paths))
+        script.write_text(WRK_SCRIPT % ", ".join(json.dumps(path) for path in shuffled), encoding="utf-8")
+        command = [
+            "wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{max(1, round(seconds))}s",
+            "--timeout", "10s", "-s", str(script), f"http://{HOST}:{port}",
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        line = next(line for line in output.splitlines() if line.startswith("WRK "))
+        figures = json.loads(line[4:])
+        # wrk gives percentiles, not samples: both are kept as one "sample" each so that rounds can be merged.
+        sample = Sample(
+            figures["requests"], figures["errors"], [figures["p50"] / 1000, figures["p99"] / 1000]
+        )
+        return sample, figures["duration_us"] / 1e6
+
+    def close(self) -> None:
+        shutil.rmtree(self.scripts, ignore_errors=True)
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+
+
+def read_queries(path: Path | None) -> list[str]:
+    """Percent-encoded query strings: the built-in list, or the file's lines."""
+    if path is None:
+        return [urlencode(query) for query in QUERIES]
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line if "=" in line else urlencode({"q": line}) for line in lines]
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+@dataclass
+class Figures:
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def summarise(rounds: list[tuple[Sample, float]], from_wrk: bool) -> Figures:
+    total = Sample()
+    for sample, _ in rounds:
+        total.add(sample)
+    seconds = sum(elapsed for _, elapsed in rounds)
+    if from_wrk:
+        # Per-round percentiles: the median of the p50s and the worst p99 (a p99 cannot be averaged).
+        p50 = statistics.median(sample.latencies_ms[0] for sample, _ in rounds)
+        p99 = max(sample.latencies_ms[1] for sample, _ in rounds)
+    else:
+        p50, p99 = percentile(total.latencies_ms, 50), percentile(total.latencies_ms, 99)
+    return Figures(total.requests, seconds, total.errors, p50, p99)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="a data directory the library has built")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="load per endpoint, in total (default 20)"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of ping and search (default 4)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="unmeasured load first, in seconds (default 10)"
+    )
+    parser.add_argument("--queries", type=Path, help="one query string or plain query per line")
+    parser.add_argument(
+        "--python-clients", action="store_true", help="use the Python clients even if wrk exists"
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if find_spec("gunicorn") is None:
+        raise SystemExit(
+            "gunicorn is not installed (a dependency of the package): .venv/bin/pip install -e ."
+        )
+    data_dir = args.data_dir.expanduser().resolve()
+    if not (data_dir / "library.db").exists() and not os.environ.get("LIBRARY_DATABASE_URL"):
+        raise SystemExit(
+            f"{data_dir} holds no library.db: build it first (library init --demo, library import)"
+        )
+    paths = [f"{SEARCH}?{query}" for query in read_queries(args.queries)]
+    use_wrk = shutil.which("wrk") is not None and not args.python_clients
+    load: PythonLoad | WrkLoad = WrkLoad(args.connections) if use_wrk else PythonLoad(args.connections)
+
+    port = free_port()
+    log(f"starting gunicorn ({args.workers} workers) on {HOST}:{port} over {data_dir}")
+    server = start_gunicorn(data_dir, port, args.workers)
+    try:
+        wait_until_ready(server, port)
+        status, headers, body = get(port, f"{SEARCH}?size=1")
+        if status != 200:
+            raise SystemExit(f"{SEARCH} answered {status}: {body[:300]!r}")
+        records = json.loads(body)["total"]
+        # Every worker loads its analyzer on its first search and fills its caches: warm all of them before
+        # measuring, so that the memory figures compare a warm worker with itself. The Python clients open a
+        # connection per request, which spreads the warm-up over the workers; wrk's kept-alive connections
+        # could leave one of them cold.
+        log(f"warming up for {args.warmup:.0f} s")
+        warm_up = PythonLoad(args.connections)
+        try:
+            warm_up.run(port, [*paths, PING], args.warmup, seed=0)
+        finally:
+            warm_up.close()
+        workers = worker_pids(server.pid)
+        rss_before = [rss_mib(pid) for pid in workers]
+
+        per_round = args.seconds / args.rounds
+        ping_rounds: list[tuple[Sample, float]] = []
+        search_rounds: list[tuple[Sample, float]] = []
+        for number in range(1, args.rounds + 1):
+            log(f"round {number}/{args.rounds}: {per_round:.1f} s of ping, then {per_round:.1f} s of search")
+            ping_rounds.append(load.run(port, [PING], per_round, seed=number))
+            search_rounds.append(load.run(port, paths, per_round, seed=number))
+        rss_after = [rss_mib(pid) for pid in workers]
+    finally:
+        stop(server)
+        load.close()
+
+    ping = summarise(ping_rounds, use_wrk)
+    search = summarise(search_rounds, use_wrk)
+    ratio = search.rate / ping.rate if ping.rate else 0.0
+    print(f"api_load: {records:,} records in {data_dir}")
+    print(
+        f"  server: gunicorn ({GUNICORN_CONFIG.relative_to(REPO)}), {args.workers} workers; "
+        f"clients: {load.name}, {args.connections} connections; "
+        f"{args.rounds} rounds, {args.seconds:.0f} s per endpoint; {len(paths)} search URLs"
+    )
+    print(f"  {'endpoint':<16} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, figures in ((PING, ping), (SEARCH, search)):
+        print(
+            f"  {name:<16} {figures.requests:>9,} {figures.rate:>9,.1f} {figures.p50_ms:>8.1f} "
+            f"{figures.p99_ms:>8.1f} {figures.errors:>7,}"
+        )
+    verdict = "meets" if ratio >= RATIO_TARGET else "misses"
+    print(f"  search/ping rate ratio: {ratio:.2f} ({verdict} the target >= {RATIO_TARGET})")
+    if rss_before and len(rss_after) == len(rss_before):
+        growth = max((after - before) / before for before, after in zip(rss_before, rss_after, strict=True))
+        shown = ", ".join(f"{b:.0f} → {a:.0f}" for b, a in zip(rss_before, rss_after, strict=True))
+        print(f"  worker RSS MiB (before → after the load): {shown}; largest growth {growth:+.1%}")
+    print(f"  Server header: {headers.get('Server', '(none)')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""The OpenAPI 3.1 document of the public API, built from the same constants the code validates with.
+
+Limits, sort orders and the record schema come from `indexer.search`, `search_app.params` and `schemas`, so the
+document cannot drift from what the server accepts; tests check that it lists exactly the /api routes (and
+schemathesis checks every response against it, T24).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from indexer.engines.base import FACET_FIELDS, SORT_ORDERS
+from indexer.search import MAX_FILTER_VALUES, MAX_PAGE, MAX_PAGE_SIZE
+from schemas import KIND_LABELS, KINDS, PROVENANCE_LABELS
+from schemas.export import record_json_schema
+from schemas.records import ID_PATTERN
+from search_app.params import DEFAULT_PAGE_SIZE, FILTER_PARAMS, MAX_QUERY_PARAM_CHARS
+
+MAX_SUGGEST_CHARS = 100
+MAX_SUGGESTIONS = 10
+SUGGESTIONS_MIMETYPE = "application/x-suggestions+json"
+PROBLEM_MIMETYPE = "application/problem+json"
+
+_FILTER_HELP = {
+    "kind": "種別（" + "、".join(f"{kind}={label}" for kind, label in KIND_LABELS.items()) + "）",
+    "category": "カテゴリ ID（例: safety.recall）",
+    "organization": "組織名",
+    "region": "地域名",
+    "provenance": "情報源（" + "、".join(f"{p}={label}" for p, label in PROVENANCE_LABELS.items()) + "）",
+    "year": "公開年（例: 2026）",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_MIMETYPE: {"schema": _ref("Problem")}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "再試行までの秒数",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    return response
+
+
+def _query_param(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **extra,
+    }
+
+
+def _filter_param(name: str) -> dict[str, Any]:
+    # Unknown values are allowed and simply match nothing; a comma inside one value would split it in two. The
+    # limit counts distinct non-blank values, which JSON Schema cannot say, so it is stated in words only.
+    return _query_param(
+        name,
+        f"{_FILTER_HELP[name]}。繰り返すか、カンマ区切りで複数指定（いずれかに一致、{MAX_FILTER_VALUES} 種類まで）",
+        {"type": "array", "items": {"type": "string", "pattern": "^[^,]*$"}},
+        style="form",
+        explode=True,
+    )
+
+
+# The search page's form sends every field, empty ones included, and an empty value means "not given".
+_EMPTY = {"type": "string", "maxLength": 0}
+
+
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, _EMPTY]}
+
+
+def _search_parameters() -> list[dict[str, Any]]:
+    date = _or_empty({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]})
+    return [
+        _query_param(
+            "q",
+            '検索語。空白区切りはすべてを含む、"…" はフレーズ、-語 は除外、A OR B はどちらか',
+            {"type": "string", "maxLength": MAX_QUERY_PARAM_CHARS},
+        ),
+        *(_filter_param(name) for name in FILTER_PARAMS),
+        _query_param("from", "期間の開始（公開日またはイベント日。日付のみなら日本時間の 0 時）", date),
+        _query_param("to", "期間の終了（日付のみならその日の終わりまで）", date),
+        _query_param(
+            "sort",
+            "並び順: relevance=関連度、newest=新しい順、event=開催日順",
+            _or_empty({"type": "string", "enum": list(SORT_ORDERS), "default": "relevance"}),
+        ),
+        _query_param(
+            "page",
+            "ページ番号",
+            _or_empty({"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
+        ),
+        _query_param(
+            "size",
+            "1 ページの件数",
+            _or_empty(
+                {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}
+            ),
+        ),
+    ]
+
+
+def _search_schemas() -> dict[str, Any]:
+    timestamp = _nullable({"type": "string", "format": "date-time"})
+    text_or_null = _nullable({"type": "string"})
+    hit = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "title": {"type": "string"},
+            "url": text_or_null,
+            "snippet": {
+                "type": "string",
+                "description": "HTML エスケープ済みの抜粋。一致箇所は <mark> で囲む",
+            },
+            "score": {"type": "number"},
+            "provenance": {"type": "string", "enum": list(PROVENANCE_LABELS)},
+            "organization": text_or_null,
+            "region": text_or_null,
+            "categories": {"type": "array", "items": {"type": "string"}},
+            "published_at": timestamp,
+            "event_at": timestamp,
+            "verified_at": timestamp,
+            "details": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    hit["required"] = list(hit["properties"])
+    facet_value = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["value", "label", "count"],
+        "properties": {
+            "value": {"type": "string"},
+            "label": {"type": "string"},
+            "count": {"type": "integer", "minimum": 0},
+        },
+    }
+    results = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            "took_ms": {"type": "number", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "size": {"type": "integer", "minimum": 1},
+            "relaxed": {
+                "type": "boolean",
+                "description": "すべての語を含むものがなく、いずれかの語を含むものを表示しているとき true",
+            },
+            "hits": {"type": "array", "items": _ref("Hit"), "maxItems": MAX_PAGE_SIZE},
+            "facets": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {name: {"type": "array", "items": _ref("FacetValue")} for name in FACET_FIELDS},
+            },
+            "pinned": {
+                "type": "array",
+                "description": "検索条件に合う有効な緊急のお知らせ（結果の上に固定表示する）。レコードそのもの",
+                "items": _ref("NoticeRecord"),
+            },
+        },
+    }
+    results["required"] = list(results["properties"])
+    return {"Hit": hit, "FacetValue": facet_value, "SearchResults": results}
+
+
+def _record_schemas() -> dict[str, Any]:
+    """Each kind's record JSON Schema as is (`NoticeRecord`, …), and `Public…` copies with the revision and the
+    Japanese labels the record endpoint adds; `PublicRecord` is any of those."""
+    exported = record_json_schema()
+    # The record schema's own "#/$defs/X" references become component references.
+    text = json.dumps(
+        {"defs": exported["$defs"], "discriminator": exported["discriminator"]}, ensure_ascii=False
+    )
+    moved = json.loads(text.replace('"#/$defs/', '"#/components/schemas/'))
+    extra = {
+        "revision": {"type": "integer", "minimum": 1, "description": "版数（更新されるたびに 1 増える）"},
+        "kind_label": {"type": "string", "enum": list(KIND_LABELS.values())},
+        "provenance_label": {"type": "string", "enum": list(PROVENANCE_LABELS.values())},
+    }
+    components = dict(moved["defs"])
+    for name, schema in moved["defs"].items():
+        components[f"Public{name}"] = {
+            **schema,
+            "properties": {**schema["properties"], **extra},
+            "required": [*schema.get("required", []), *extra],
+        }
+    discriminator = moved["discriminator"]
+    components["PublicRecord"] = {
+        "title": exported["title"],
+        "oneOf": [_ref(f"Public{name}") for name in moved["defs"]],
+        "discriminator": {
+            "propertyName": discriminator["propertyName"],
+            "mapping": {
+                kind: ref.replace("/schemas/", "/schemas/Public")
+                for kind, ref in discriminator["mapping"].items()
+            },
+        },
+    }
+    return components
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details。detail は日本語で、画面にそのまま表示できる",
+        "required": ["type", "title", "status", "detail", "instance"],
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "instance": {"type": "string", "format": "uri-reference"},
+        },
+    }
+
+
+def _suggest_schemas() -> dict[str, Any]:
+    words = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_SUGGESTIONS}
+    return {
+        "Suggestions": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["q", "suggestions"],
+            "properties": {"q": {"type": "string"}, "suggestions": words},
+        },
+        # [input, [suggestions…]]. Written without prefixItems, which schemathesis 4.32 rejects in responses.
+        "OpenSearchSuggestions": {
+            "description": "OpenSearch Suggestions 形式: [入力, [候補…]]",
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"anyOf": [{"type": "string"}, words]},
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    default = _problem("その他のエラー（405、429、500 など）")
+    return {
+        "/api/v1/search": {
+            "get": {
+                "operationId": "search",
+                "summary": "レコードを検索する",
+                "parameters": _search_parameters(),
+                "responses": {
+                    "200": _json(_ref("SearchResults"), "検索結果"),
+                    "400": _problem("パラメータが正しくない"),
+                    "503": _problem("検索エンジンが一時的に応答しない", retry_after=True),
+                    "default": default,
+                },
+            }
+        },
+        "/api/v1/records/{record_id}": {
+            "get": {
+                "operationId": "getRecord",
+                "summary": "公開中のレコードを 1 件取得する",
+                "parameters": [
+                    {
+                        "name": "record_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": ID_PATTERN},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("PublicRecord"), "レコード"),
+                    "404": _problem("レコードがない、または公開されていない"),
+                    "default": default,
+                },
+            }
+        },
+        "/api/v1/suggest": {
+            "get": {
+                "operationId": "suggest",
+                "summary": "検索語の候補（入力途中の語の補完と、タイトル）",
+                "description": (
+                    f"Accept: {SUGGESTIONS_MIMETYPE} または fmt=opensearch のときは OpenSearch Suggestions 形式で返す"
+                ),
+                "parameters": [
+                    _query_param("q", "入力中の文字列", {"type": "string", "maxLength": MAX_SUGGEST_CHARS}),
+                    _query_param("fmt", "応答の形式", {"type": "string", "enum": ["json", "opensearch"]}),
+                ],
+                "responses": {
+                    "200": {
+                        "description": f"候補（最大 {MAX_SUGGESTIONS} 件）",
+                        "content": {
+                            "application/json": {"schema": _ref("Suggestions")},
+                            SUGGESTIONS_MIMETYPE: {"schema": _ref("OpenSearchSuggestions")},
+                        },
+                    },
+                    "400": _problem("パラメータが正しくない"),
+                    "503": _problem("検索エンジンが一時的に応答しない", retry_after=True),
+                    "default": default,
+                },
+            }
+        },
+        "/api/v1/ping": {
+            "get": {
+                "operationId": "ping",
+                "summary": "死活確認（負荷試験の基準にもする軽い応答）",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"const": "ok"}},
+                        },
+                        "稼働中",
+                    ),
+                    "default": default,
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "この API の OpenAPI 文書",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 文書"), "default": default},
+            }
+        },
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "社会ライブラリ API",
+            "version": "1.0.0",
+            "description": (
+                "地域のお知らせ・リコール、商品、催し、施設などを日本語で検索する公開 API。"
+                "エラーは RFC 9457 の problem details（application/problem+json）で、detail は日本語。"
+            ),
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": {
+                "Problem": _problem_schema(),
+                **_search_schemas(),
+                **_suggest_schemas(),
+                **_record_schemas(),
+            }
+        },
+    }

@@ -1,0 +1,146 @@
+"""The search log: every search's text, filters, hit count and latency, for the zero-result report.
+
+Never who asked: no IP address, user id, session or user agent reaches `SearchLogRow` (T08). Query text is kept
+NFKC-folded (so ＡＥＤ and AED count as one query), with e-mail addresses and phone numbers masked: people sometimes
+type them into a search box, and the report does not need them.
+
+Logging is best-effort and off the critical path. A commit costs an fsync (about 4 ms on the CI disk with SQLite's
+synchronous=FULL) and takes SQLite's single write lock, so rows are buffered per process and written in batches;
+a failed write is logged and dropped, never raised into a search. Up to one batch (at most `SEARCH_LOG_MAX_AGE`
+seconds of searches) can be lost when a worker stops.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from indexer.library import Library
+from indexer.search import Query, Results
+from indexer.store import SearchLogRow
+from indexer.store.models import utcnow
+
+DEFAULT_BATCH = 50
+DEFAULT_MAX_AGE = 5.0
+
+# After NFKC, so full-width input is caught too. Japanese phone numbers start with 0 and have 10 or 11 digits;
+# JAN codes (8 or 13 digits, typed to look up a product) must stay readable, so digit runs are not masked wholesale.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<!\d)\(?0\d{1,4}[-)]?\d{1,4}-?\d{3,4}(?!\d)")
+EMAIL_MASK = "〔メールアドレス〕"
+PHONE_MASK = "〔電話番号〕"
+
+
+def _is_phone(match: re.Match[str]) -> bool:
+    return len(re.sub(r"\D", "", match.group())) in (10, 11)
+
+
+def mask_personal_data(text: str) -> str:
+    text = _EMAIL.sub(EMAIL_MASK, unicodedata.normalize("NFKC", text))
+    return _PHONE.sub(lambda m: PHONE_MASK if _is_phone(m) else m.group(), text)
+
+
+def _filters(query: Query) -> dict[str, Any]:
+    filters: dict[str, Any] = {
+        name: list(getattr(query, name))
+        for name in ("kind", "category", "organization", "region", "provenance", "year")
+        if getattr(query, name)
+    }
+    if query.date_from:
+        filters["from"] = query.date_from.isoformat()
+    if query.date_to:
+        filters["to"] = query.date_to.isoformat()
+    return filters
+
+
+class SearchLogBuffer:
+    """Rows waiting to be written; one per app (in `app.extensions`), shared by its threads."""
+
+    def __init__(self, batch: int, max_age: float) -> None:
+        self.batch = batch
+        self.max_age = max_age
+        self._rows: list[dict[str, Any]] = []
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, library: Library, row: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._rows:
+                self._oldest = time.monotonic()
+            self._rows.append(row)
+            due = len(self._rows) >= self.batch or time.monotonic() - self._oldest >= self.max_age
+        if due:
+            self.flush(library)
+
+    def flush(self, library: Library) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            with library.store.session() as session:
+                session.add_all(SearchLogRow(**row) for row in rows)
+        except SQLAlchemyError:
+            current_app.logger.warning("search log: %d rows could not be written", len(rows), exc_info=True)
+
+
+def _buffer(app: Flask) -> SearchLogBuffer:
+    buffer = app.extensions.get("search_log")
+    if buffer is None:
+        # dict.setdefault is atomic: threads racing on the first search share one buffer.
+        buffer = app.extensions.setdefault(
+            "search_log",
+            SearchLogBuffer(
+                int(app.config.get("SEARCH_LOG_BATCH", DEFAULT_BATCH)),
+                float(app.config.get("SEARCH_LOG_MAX_AGE", DEFAULT_MAX_AGE)),
+            ),
+        )
+    return buffer
+
+
+def log_search(library: Library, query: Query, results: Results) -> None:
+    """Record one search (in the current app's buffer); does nothing when `SEARCH_LOG` is False."""
+    if not current_app.config.get("SEARCH_LOG", True):
+        return
+    row = {
+        "at": utcnow(),
+        "query": mask_personal_data(query.text.strip()),
+        "filters": _filters(query),
+        "total": results.total,
+        "took_ms": round(results.took_ms, 2),
+        "relaxed": results.relaxed,
+    }
+    _buffer(current_app).add(library, row)
+
+
+def flush_search_log(library: Library) -> None:
+    """Write this process's buffered rows now (the report calls it, so it includes the latest searches)."""
+    if has_app_context() and "search_log" in current_app.extensions:
+        current_app.extensions["search_log"].flush(library)
+
+
+def zero_result_queries(
+    library: Library, limit: int = 50, since: datetime | None = None
+) -> list[tuple[str, int]]:
+    """The most frequent non-empty queries that found nothing, as (query, times), most frequent first."""
+    flush_search_log(library)
+    times = func.count().label("times")
+    statement = (
+        select(SearchLogRow.query, times)
+        .where(SearchLogRow.total == 0, SearchLogRow.query != "")
+        .group_by(SearchLogRow.query)
+        .order_by(times.desc(), SearchLogRow.query)
+        .limit(limit)
+    )
+    if since is not None:
+        statement = statement.where(SearchLogRow.at >= since)
+    with library.store.session(readonly=True) as session:
+        return [(query, count) for query, count in session.execute(statement)]

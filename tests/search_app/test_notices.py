@@ -1,0 +1,206 @@
+"""Urgent notices: which are active, which a query pins, and that expiry or retraction unpins them.
+
+Reading the active notices runs on both SQL backends (the `urgent` filter is a JSON expression in SQL); the
+matching of queries, which is plain Python, runs once, on SQLite, over a library shared by the module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexer.config import Settings
+from indexer.library import Library
+from indexer.search import Query
+from schemas import JST
+from search_app.notices import active_urgent_notices, pinned_notices
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=JST)
+
+
+def notice(record_id: str, **fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": record_id,
+        "kind": "notice",
+        "title": "モバイルバッテリー「ポケットチャージ10000」回収・無償交換のお知らせ",
+        "body": "充電中に発熱するおそれがあります。",
+        "maker": "株式会社サンプル電機",
+        "product": "モバイルバッテリー ポケットチャージ10000",
+        "model_numbers": ["SB-PB10K-W"],
+        "jan_codes": ["4501234001017"],
+        "hazard": "発熱・発火のおそれ",
+        "action": "使用を中止してください",
+        "categories": ["safety.recall", "safety.product"],
+        "provenance": "maker",
+        "severity": "high",
+        "urgent": True,
+        "valid_until": "2026-12-31T23:59:59+09:00",
+        "published_at": "2026-03-01T10:00:00+09:00",
+    }
+    record.update(fields)
+    return record
+
+
+HEATER = notice(
+    "heater",
+    title="カーボンヒーター「ぬくぬくスリム」転倒時に電源が切れない不具合",
+    maker="ぬくもり家電株式会社",
+    product="カーボンヒーター ぬくぬくスリム",
+    model_numbers=["NK-CH800"],
+    jan_codes=[],
+    categories=["safety.product"],
+    severity="critical",
+    valid_until=None,
+    published_at="2026-02-01T10:00:00+09:00",
+)
+
+
+RECORDS = (
+    notice("battery"),
+    HEATER,
+    notice(
+        "quiet",
+        title="電気ケトルの取扱説明書の記載誤り",
+        maker="ケトル工業",
+        product="さっとわかすくん",
+        model_numbers=[],
+        jan_codes=[],
+        urgent=False,
+    ),
+    notice(
+        "expired",
+        title="昨年の扇風機の回収",
+        maker="旧型扇風機製作所",
+        product="そよかぜ",
+        model_numbers=[],
+        jan_codes=[],
+        valid_until="2026-01-31T23:59:59+09:00",
+    ),
+    notice("withdrawn", title="誤って出したお知らせ", status="retracted"),
+)
+
+
+def open_with_notices(settings: Settings) -> Library:
+    library = Library.open(settings)
+    lines = io.StringIO("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in RECORDS))
+    report = library.import_lines(lines, author="test", summary="notice fixture")
+    assert not report.errors, report.errors
+    return library
+
+
+@pytest.fixture()
+def library(database_url: str, data_dir: Path) -> Iterator[Library]:
+    """On each SQL backend, for the tests that read or change the store."""
+    lib = open_with_notices(Settings.from_env(data_dir=data_dir, database_url=database_url))
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
+    """Read-only, for the many matching cases."""
+    directory = tmp_path_factory.mktemp("notices")
+    lib = open_with_notices(
+        Settings.from_env(data_dir=directory, database_url=f"sqlite:///{directory}/library.db")
+    )
+    yield lib
+    lib.close()
+
+
+def ids(notices: list[dict[str, Any]]) -> list[str]:
+    return [data["id"] for data in notices]
+
+
+def pinned(library: Library, text: str = "", **filters: Any) -> list[str]:
+    return ids(pinned_notices(library, Query(text=text, **filters), now=NOW))
+
+
+def test_active_notices_are_urgent_published_and_unexpired_most_severe_first(library: Library) -> None:
+    assert ids(active_urgent_notices(library, now=NOW)) == ["heater", "battery"]
+
+
+def test_a_notice_expires_at_its_valid_until(library: Library) -> None:
+    just_before = datetime(2026, 12, 31, 23, 59, 58, tzinfo=JST)
+    just_after = datetime(2027, 1, 1, 0, 0, tzinfo=JST)
+    assert "battery" in ids(active_urgent_notices(library, now=just_before))
+    assert "battery" not in ids(active_urgent_notices(library, now=just_after))
+    # A notice without valid_until stays until it is retracted or marked not urgent.
+    assert ids(active_urgent_notices(library, now=datetime(2099, 1, 1, tzinfo=JST))) == ["heater"]
+
+
+def test_expiry_unpins(library: Library) -> None:
+    assert pinned(library, "モバイルバッテリー") == ["battery"]
+    later = datetime(2027, 1, 2, tzinfo=JST)
+    assert ids(pinned_notices(library, Query(text="モバイルバッテリー"), now=later)) == []
+
+
+def test_retraction_and_urgency_changes_unpin(library: Library) -> None:
+    library.ingest(notice("battery", status="retracted"), author="test", summary="withdrawn")
+    assert pinned(library, "モバイルバッテリー") == []
+    library.ingest(notice("battery", urgent=False), author="test", summary="no longer urgent")
+    assert pinned(library, "モバイルバッテリー") == []
+
+
+def test_active_notices_default_to_the_current_time(library: Library) -> None:
+    # The fixture's heater notice has no valid_until, so it is active whatever today is.
+    assert "heater" in ids(active_urgent_notices(library))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("サンプル電機", ["battery"]),  # a word of the maker
+        ("ぬくぬくスリム", ["heater"]),  # the product
+        ("ぬくぬく", ["heater"]),  # kana, by reading
+        ("ポケットチャージ 充電器", ["battery"]),  # one product word is enough
+        ("pb10k", ["battery"]),  # part of a model number, any width or case
+        ("ＳＢ－ＰＢ１０Ｋ", ["battery"]),
+        ("4501234001017", ["battery"]),  # a JAN code
+        ("回収 モバイルバッテリー", ["battery"]),  # every word in the title
+        ("リコール", ["battery"]),  # a category label (リコール・回収)
+        ("製品事故", ["heater", "battery"]),
+        ("ヒーター 転倒", ["heater"]),
+    ],
+)
+def test_query_words_pin_the_notices_they_name(shared: Library, text: str, expected: list[str]) -> None:
+    assert pinned(shared, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # no words, no filters: the home page lists notices; results need not
+        "豆腐",
+        "ごみ 回収",  # 回収 is in the title but ごみ is not, and 回収 names no maker or product
+        "お知らせ 図書館",
+        "10",  # too short to single out a model number
+        "-モバイルバッテリー",  # excluded words never pin
+        "そよかぜ",  # the expired notice
+        "誤って出したお知らせ",  # the retracted one
+        "さっとわかすくん",  # not urgent
+    ],
+)
+def test_other_queries_pin_nothing(shared: Library, text: str) -> None:
+    assert pinned(shared, text) == []
+
+
+def test_filters_pin_by_kind_and_category(shared: Library) -> None:
+    assert pinned(shared, kind=("notice",)) == ["heater", "battery"]
+    assert pinned(shared, kind=("product",)) == []
+    assert pinned(shared, category=("safety.recall",)) == ["battery"]
+    assert pinned(shared, category=("safety",)) == ["heater", "battery"]  # the parent category
+    assert pinned(shared, category=("food.allergy",)) == []
+    assert pinned(shared, "豆腐", category=("safety.product",)) == ["heater", "battery"]
+
+
+def test_pinned_notices_are_the_records_data(shared: Library) -> None:
+    (battery,) = pinned_notices(shared, Query(text="サンプル電機"), now=NOW)
+    assert battery["maker"] == "株式会社サンプル電機"
+    assert battery["action"] == "使用を中止してください"
+    assert battery["severity"] == "high"
