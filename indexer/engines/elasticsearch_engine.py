@@ -482,8 +482,11 @@ class ElasticsearchEngine:
         """Create the first index behind the alias, under the lock so two processes cannot both create one."""
         if self._ready:
             return
+        # The check runs on the search path: on a hanging cluster it must give up within the search budget (T28);
+        # only the one-time creation below may take the longer administrative timeout.
+        probe = self._client.options(request_timeout=SEARCH_TIMEOUT, max_retries=0)
         with _errors("索引を準備"):
-            if not self._client.indices.exists_alias(name=self._alias):
+            if not probe.indices.exists_alias(name=self._alias):
                 with self._locked():
                     if not self._client.indices.exists_alias(name=self._alias):
                         self._admin().indices.create(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -420,3 +421,18 @@ def test_an_unreachable_cluster_is_an_engine_error_in_japanese() -> None:
 def test_an_upper_case_prefix_is_refused() -> None:
     with pytest.raises(ValueError):
         ElasticsearchEngine("http://127.0.0.1:9200", prefix="Library-")
+
+
+def test_a_hanging_cluster_fails_the_first_search_within_the_search_budget() -> None:
+    """T28: a real socket that accepts but never answers. Before the fix the first search waited 30 s x 3 tries."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes connections; nobody ever reads or answers
+        engine = ElasticsearchEngine(f"http://127.0.0.1:{silent.getsockname()[1]}", prefix="test-hang-")
+        try:
+            started = time.monotonic()
+            with pytest.raises(EngineUnavailable):
+                engine.search(EngineQuery())
+            assert time.monotonic() - started < 10  # generous on a loaded machine; the budget is 2 s
+        finally:
+            engine.close()
