@@ -20,8 +20,8 @@ _REMOVED_INSIDE = str.maketrans("", "", "\t\n\r")
 def absolute_http_url(href: str | None, base: str | None = None) -> str | None:
     """``href`` resolved against ``base`` in canonical form (fragment dropped), or None unless http(s).
 
-    None also for what a record could not hold: no host, a host longer than DNS allows, a bad port, an IPv6
-    literal (``canonical_url`` drops its brackets), over 2,048 characters.
+    None also for what a record could not hold: no host, a host with whitespace or longer than DNS allows, a
+    bad port, an IPv6 literal (``canonical_url`` drops its brackets), over 2,048 characters.
     """
     if not href:
         return None
@@ -36,9 +36,10 @@ def absolute_http_url(href: str | None, base: str | None = None) -> str | None:
         return None
     host = parts.hostname or ""
     is_http = parts.scheme.lower() in ("http", "https")
-    if not is_http or not host or ":" in host or len(host) > MAX_HOST_LENGTH:
+    if not is_http or not host or ":" in host or len(host) > MAX_HOST_LENGTH or any(map(_unsafe, host)):
         return None
-    # Browsers percent-encode the spaces (and other whitespace) left inside; the schema refuses them raw.
+    # Browsers percent-encode the spaces (and other whitespace) left in a path or query; the schema refuses
+    # them raw. (In a host they make no name at all.)
     url = canonical_url("".join(quote(char) if _unsafe(char) else char for char in joined))
     return url if url is not None and len(url) <= MAX_URL_LENGTH else None
 

@@ -121,6 +121,8 @@ BASE = "https://www.example.jp/dir/page.html?q=1"
         ("", None),
         ("https://example.jp/" + "a" * 3000, None),
         ("https://" + "a" * 251 + ".jp/", None),  # longer than a DNS name can be
+        ("https://exa\x0cmple.jp/", None),  # whitespace in a host makes no name
+        ("https://example.jp/a\x0cb\u3000c", "https://example.jp/a%0Cb%E3%80%80c"),
     ],
 )
 def test_absolute_http_url(href, expected):
