@@ -51,6 +51,7 @@ from indexer.store import (
     UnsupportedDatabase,
     dead_letter_count,
     pending_count,
+    published_count,
 )
 from indexer.store.db import MIGRATIONS_DIR
 
@@ -408,7 +409,7 @@ def _check_outbox(backlog: _Backlog) -> Check:
 
 def _published_count(store: Store) -> int:
     with store.session(readonly=True) as session:
-        return session.scalar(select(func.count()).where(RecordRow.status == "published")) or 0
+        return published_count(session)
 
 
 def _check_index(store: Store, indexed: int, backlog: _Backlog) -> Check:

@@ -21,7 +21,7 @@ from indexer.engines.base import IndexDocument, SearchEngine
 from indexer.ingest import IngestConflict, IngestOutcome, ingest_record
 from indexer.outbox import DrainReport, apply_state, drain, load_state
 from indexer.search import Query, Results, search
-from indexer.store import OutboxRow, RecordRow, Store, dead_letter_count
+from indexer.store import OutboxRow, RecordRow, Store, dead_letter_count, published_count
 from schemas import RecordValidationError
 
 IMPORT_BATCH = 500
@@ -187,7 +187,7 @@ class Library:
 
     def published_count(self) -> int:
         with self.store.session(readonly=True) as session:
-            return session.scalar(select(func.count()).where(RecordRow.status == "published")) or 0
+            return published_count(session)
 
     def stats(self) -> dict[str, Any]:
         with self.store.session(readonly=True) as session:

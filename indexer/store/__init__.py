@@ -20,6 +20,7 @@ from .models import (
     mark_done,
     mark_failed,
     pending_count,
+    published_count,
     verify_chain,
 )
 from .searchlog import SearchLogRow
@@ -53,5 +54,6 @@ __all__ = [
     "mark_done",
     "mark_failed",
     "pending_count",
+    "published_count",
     "verify_chain",
 ]

@@ -361,3 +361,8 @@ def mark_failed(session: Session, row_id: int, error: str) -> None:
 def pending_count(session: Session) -> int:
     unprocessed = select(func.count()).select_from(OutboxRow).where(OutboxRow.processed_at.is_(None))
     return session.execute(unprocessed).scalar_one()
+
+
+def published_count(session: Session) -> int:
+    """Records the public index should hold: the figure every index count is checked against."""
+    return session.scalar(select(func.count()).select_from(RecordRow).where(RecordRow.status == "published")) or 0
