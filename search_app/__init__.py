@@ -15,14 +15,21 @@ from indexer.library import Library
 from indexer.tasks import celery_init_app
 
 DEFAULTS: dict[str, Any] = {
-    "JSON_AS_ASCII": False,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "SEARCH_LOG": True,
+    "SEARCH_LOG_BATCH": 50,  # search log rows written per INSERT (search_app/searchlog.py)
+    "SEARCH_LOG_MAX_AGE": 5.0,  # seconds a buffered row may wait for its batch
+    "HSTS": False,  # send Strict-Transport-Security over plain http too (behind a TLS proxy; security.py)
+    # __Host- session cookie, Secure (T19); an intranet served over plain http sets LIBRARY_FLASK_SESSION_COOKIE_SECURE=false.
+    "SESSION_COOKIE_SECURE": True,
+    "PROXY_HOPS": 0,
+    "SEARCH_CACHE_SECONDS": 2.0,  # identical searches within this time share one result (cache.py); 0: off
 }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.json.ensure_ascii = False  # Japanese as UTF-8, not \uXXXX (Flask 3 ignores JSON_AS_ASCII)
     app.config.from_mapping(DEFAULTS)
     if test_config:
         app.config.from_mapping(test_config)
@@ -30,13 +37,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_library(app)
     celery_init_app(app)
 
-    from search_app import api, errors, feeds, security, views
+    from search_app import api, auth, contributions, errors, feeds, security, views
 
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(feeds.bp)
+    app.register_blueprint(contributions.bp)
+    app.register_blueprint(contributions.moderation_bp)
+    from search_app import admin_ingest  # sources, crawl runs and uploads (issue 4)
+    app.register_blueprint(admin_ingest.bp)
+    from search_app import editing  # editors correct records (issue 5)
+    app.register_blueprint(editing.bp)
+    from search_app import notices_api, shop_notices, shops_admin  # shops push urgent notices (issue 5)
+    app.register_blueprint(notices_api.bp)
+    app.register_blueprint(shop_notices.bp)
+    app.register_blueprint(shops_admin.bp)
+    auth.register_blueprints(app)
+    # Last: it attaches the access check, CSRF and the rate limits to every route registered above.
+    auth.init_app(app)
     return app
 
 
@@ -45,6 +65,9 @@ def init_library(app: Flask) -> None:
     settings = app.config.get("LIBRARY_SETTINGS") or Settings.from_env()
     library = Library.open(settings)
     app.extensions["library"] = library
+    from search_app.cache import ResultCache
+
+    app.extensions["result_cache"] = ResultCache(float(app.config["SEARCH_CACHE_SECONDS"]))
 
 
 def get_library(app: Flask) -> Library:

@@ -31,6 +31,7 @@ from search_app.openapi import (
 )
 from search_app.params import query_from_args
 from search_app.searchlog import log_search
+from search_app.auth.policy import PUBLIC, access
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -54,20 +55,23 @@ def json_response(body: Any, status: int = 200, mimetype: str = "application/jso
 
 
 @bp.get("/openapi.json")
+@access(PUBLIC)
 def openapi() -> Response:
     return Response(current_app.extensions["openapi"], mimetype="application/json")
 
 
 @bp.get("/v1/ping")
+@access(PUBLIC)
 def ping() -> Response:
     return json_response({"status": "ok"})
 
 
 @bp.get("/v1/search")
+@access(PUBLIC)
 def search() -> Response:
     library = get_library(current_app)
     query = query_from_args(request.args)
-    results = library.search(query)
+    results = current_app.extensions["result_cache"].search(library, query)
     log_search(library, query, results)
     body = results.to_json()
     body["pinned"] = pinned_notices(library, query)
@@ -75,6 +79,7 @@ def search() -> Response:
 
 
 @bp.get("/v1/records/<record_id>")
+@access(PUBLIC)
 def record(record_id: str) -> Response:
     row = get_library(current_app).get_record(record_id)
     if row is None or row.status != "published":
@@ -90,6 +95,7 @@ def record(record_id: str) -> Response:
 
 
 @bp.get("/v1/suggest")
+@access(PUBLIC)
 def suggest() -> Response:
     text = request.args.get("q", "")
     if len(text) > MAX_SUGGEST_CHARS:

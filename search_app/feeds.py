@@ -22,6 +22,7 @@ from indexer.search import MAX_PAGE_SIZE, Hit, Query, Results
 from schemas import KIND_LABELS, PROVENANCE_LABELS, category_label, is_category
 from search_app import get_library
 from search_app.params import FILTER_PARAMS, query_from_args
+from search_app.auth.policy import PUBLIC, access
 
 bp = Blueprint("feeds", __name__)
 
@@ -63,6 +64,7 @@ def _stamp(value: datetime) -> str:
 
 
 @bp.get("/opensearch.xml")
+@access(PUBLIC)
 def opensearch() -> Response:
     # {searchTerms} must reach the browser as is, so it is appended after url_for (which would percent-encode it).
     search_page = url_for(SEARCH_PAGE_ENDPOINT, _external=True)
@@ -173,6 +175,7 @@ def _opensearch_elements(results: Results) -> list[etree._Element]:
 
 
 @bp.get("/search.atom")
+@access(PUBLIC)
 def search_atom() -> Response:
     query = query_from_args(request.args)
     # Not written to the search log: feed readers poll one URL all day, which would drown what people ask.
@@ -212,6 +215,7 @@ def active_notices(library: Library, now: datetime, limit: int = NOTICE_FEED_SIZ
 
 
 @bp.get("/notices.atom")
+@access(PUBLIC)
 def notices_atom() -> Response:
     notices = active_notices(get_library(current_app), datetime.now(UTC))
     self_url = url_for("feeds.notices_atom", _external=True)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from indexer.engines.base import FACET_FIELDS, SORT_ORDERS
+from indexer.notices import MAX_BODY_CHARS, MAX_CODES, REQUIRED_FIELDS, SHOP_FIELDS, SHOP_NOTICE_ID_PATTERN
 from indexer.search import MAX_FILTER_VALUES, MAX_PAGE, MAX_PAGE_SIZE
 from schemas import KIND_LABELS, KINDS, PROVENANCE_LABELS
 from schemas.export import record_json_schema
@@ -345,6 +346,144 @@ def _paths() -> dict[str, Any]:
     }
 
 
+# --- the shop notice API (search_app.notices_api): bearer keys, JSON bodies ------------------------------------
+
+_BEARER = [{"bearerAuth": []}]
+
+
+def _notice_field_schemas() -> dict[str, Any]:
+    """The fields a shop sends, as the notice record's schema states them."""
+    notice = record_json_schema()["$defs"]["NoticeRecord"]["properties"]
+    text = json.dumps({name: notice[name] for name in SHOP_FIELDS}, ensure_ascii=False)
+    fields = json.loads(text.replace('"#/$defs/', '"#/components/schemas/'))
+    fields["body"] = {**fields["body"], "maxLength": MAX_BODY_CHARS}
+    for name in ("jan_codes", "model_numbers", "lot_numbers"):
+        fields[name] = {**fields[name], "maxItems": MAX_CODES}
+    return fields
+
+
+def _notice_schemas() -> dict[str, Any]:
+    fields = _notice_field_schemas()
+    notice_id = {"type": "string", "pattern": SHOP_NOTICE_ID_PATTERN, "description": "店舗が付けるお知らせ ID（再送しても重複しない）"}
+    timestamp = {"type": "string", "format": "date-time"}
+    report = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "shop_notice_id": notice_id,
+            "status": {"type": "string", "enum": ["active", "retracted"], "description": "この報告の状態"},
+            "record_id": {"type": "string", "pattern": ID_PATTERN, "description": "まとめられたお知らせのレコード ID"},
+            "notice_status": {
+                "type": "string",
+                "enum": ["published", "expired", "retracted"],
+                "description": "お知らせ（レコード）の状態",
+            },
+            "revision": {"type": "integer", "minimum": 1},
+            "reported_by": {"type": "array", "items": {"type": "string"}, "description": "報告した店舗"},
+            "notice": {"type": "object", "properties": fields, "description": "この店舗が送った内容（正規化済み）"},
+            "created_at": timestamp,
+            "updated_at": timestamp,
+            "retracted_at": _nullable(timestamp),
+            "record_url": {"type": "string", "format": "uri"},
+        },
+    }
+    report["required"] = list(report["properties"])
+    return {
+        "ShopNoticeInput": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["shop_notice_id", *REQUIRED_FIELDS],
+            "properties": {"shop_notice_id": notice_id, **fields},
+        },
+        "ShopNoticePatch": {
+            "type": "object",
+            "description": "JSON Merge Patch（RFC 7396）: 送った項目だけを変える。null はその項目を消す",
+            "additionalProperties": False,
+            "properties": {"shop_notice_id": notice_id, **{name: _nullable(schema) for name, schema in fields.items()}},
+        },
+        "ShopNotice": report,
+        "ValidationProblem": {
+            "allOf": [
+                _ref("Problem"),
+                {
+                    "type": "object",
+                    "required": ["errors"],
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "message"],
+                                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                            },
+                        }
+                    },
+                },
+            ]
+        },
+    }
+
+
+def _notice_operation(operation_id: str, summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    responses = {
+        **ok,
+        "401": _problem("API キーがない、または無効"),
+        "403": _problem("API キーにお知らせの権限（notices）がない"),
+        "429": _problem("API キーごとのリクエスト数の上限を超えた", retry_after=True),
+        "default": _problem("その他のエラー"),
+    }
+    return {"operationId": operation_id, "summary": summary, "security": _BEARER, **extra,
+            "responses": dict(sorted(responses.items(), key=lambda item: item[0] == "default"))}  # fmt: skip
+
+
+def _notice_paths() -> dict[str, Any]:
+    report = _json(_ref("ShopNotice"), "お知らせの報告")
+    path_id = [{"name": "shop_notice_id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": SHOP_NOTICE_ID_PATTERN}}]  # fmt: skip
+    not_found = {"404": _problem("自分の店舗のこの ID の報告がない（ほかの店舗の報告も 404）")}
+    invalid = {
+        "400": _problem("JSON として読めない"),
+        "409": _problem("ID がすでに別の内容で使われている、または取り下げ済み"),
+        "413": _problem("本文が大きすぎる"),
+        "415": _problem("Content-Type が JSON でない"),
+        "422": {
+            "description": "入力内容に誤りがある（項目ごとの日本語のメッセージ）",
+            "content": {PROBLEM_MIMETYPE: {"schema": _ref("ValidationProblem")}},
+        },
+    }
+    return {
+        "/api/v1/notices": {
+            "post": _notice_operation(
+                "submitNotice",
+                "緊急のお知らせを送る（同じ ID の再送は 200 で同じ内容を返す）",
+                {"200": report, "201": {**report, "headers": {"Location": {"schema": {"type": "string"}}}}, **invalid},
+                requestBody={"required": True, "content": {"application/json": {"schema": _ref("ShopNoticeInput")}}},
+            )
+        },
+        "/api/v1/notices/{shop_notice_id}": {
+            "get": _notice_operation("getNotice", "自分の店舗の報告を取得する", {"200": report, **not_found},
+                                     parameters=path_id),
+            "patch": _notice_operation(
+                "updateNotice",
+                "自分の店舗の報告を更新する（JSON Merge Patch）",
+                {"200": report, **not_found, **invalid},
+                parameters=path_id,
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref("ShopNoticePatch")},
+                        "application/merge-patch+json": {"schema": _ref("ShopNoticePatch")},
+                    },
+                },
+            ),
+        },
+        "/api/v1/notices/{shop_notice_id}/retract": {
+            "post": _notice_operation("retractNotice", "自分の店舗の報告を取り下げる（ほかに報告がなければお知らせも）",
+                                      {"200": report, **not_found}, parameters=path_id),
+        },
+    }  # fmt: skip
+
+
 def build_openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -356,13 +495,17 @@ def build_openapi() -> dict[str, Any]:
                 "エラーは RFC 9457 の problem details（application/problem+json）で、detail は日本語。"
             ),
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **_notice_paths()},
         "components": {
             "schemas": {
                 "Problem": _problem_schema(),
                 **_search_schemas(),
                 **_suggest_schemas(),
                 **_record_schemas(),
-            }
+                **_notice_schemas(),
+            },
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "管理者が店舗ごとに発行する API キー"},
+            },
         },
     }

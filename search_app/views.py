@@ -11,9 +11,7 @@ them, and tests/search_app/test_views.py lints for any other `Markup(` or `|safe
 
 from __future__ import annotations
 
-import hmac
 import html
-import os
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,7 +21,6 @@ from urllib.parse import urlencode, urlsplit
 
 import jaconv
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask.sansio.blueprints import BlueprintSetupState
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
@@ -43,16 +40,11 @@ from schemas import (
     load_taxonomy,
 )
 from search_app import get_library, searchlog
+from search_app.auth.policy import EDITORS, PUBLIC, access
 from search_app.notices import active_urgent_notices, pinned_notices
 from search_app.params import DEFAULT_PAGE_SIZE, FILTER_PARAMS, MAX_QUERY_PARAM_CHARS, query_from_args
 
 bp = Blueprint("search", __name__)
-
-
-@bp.record_once
-def _admin_token_from_env(state: BlueprintSetupState) -> None:
-    # LIBRARY_ADMIN_TOKEN, unless the app was configured with ADMIN_TOKEN (tests, LIBRARY_FLASK_ADMIN_TOKEN).
-    state.app.config.setdefault("ADMIN_TOKEN", os.environ.get("LIBRARY_ADMIN_TOKEN") or None)
 
 
 # --- labels -----------------------------------------------------------------------------------------------------
@@ -92,6 +84,7 @@ FIELD_LABELS = {
     "urgent": "緊急",
     "valid_until": "掲載期限",
     "contact": "問い合わせ先",
+    "reported_by": "報告した店舗",
     "allergens": "アレルゲン",
     "price_yen": "価格",
     "organizer": "主催",
@@ -608,6 +601,7 @@ def _labels() -> dict[str, Any]:
 
 
 @bp.get("/")
+@access(PUBLIC)
 def index() -> str | Response:
     if request.args.get("q"):
         # The first search page answered /?q=…; links to it land on the results.
@@ -628,6 +622,7 @@ def index() -> str | Response:
 
 
 @bp.get("/search")
+@access(PUBLIC)
 def search() -> tuple[str, int]:
     library = get_library(current_app)
     try:
@@ -638,7 +633,7 @@ def search() -> tuple[str, int]:
         retry = url_for("search.search", q=text or None) if len(text) <= MAX_QUERY_PARAM_CHARS else None
         return render_template("search.html", error=str(exc), text=text, retry_url=retry), 400
     links = SearchLinks.of(query, request.args)
-    results = library.search(query)  # an EngineError becomes errors.py's 503 page
+    results = current_app.extensions["result_cache"].search(library, query)  # EngineError: errors.py's 503 page
     searchlog.log_search(library, query, results)
     zero = results.total == 0
     taxonomy = load_taxonomy()
@@ -663,6 +658,7 @@ def search() -> tuple[str, int]:
 
 
 @bp.get("/records/<record_id>")
+@access(PUBLIC)
 def record(record_id: str) -> tuple[str, int]:
     library = get_library(current_app)
     row = library.get_record(record_id)
@@ -700,30 +696,15 @@ def related_records(library: Library, record_id: str, title: str) -> list[HitVie
 
 
 @bp.get("/admin/zero-results")
+@access(*EDITORS)
 def zero_results() -> tuple[str, int, dict[str, str]]:
-    """Most frequent searches that found nothing, for curators to fill the gaps.
-
-    Until accounts arrive with the curation work, a bearer token guards this page: LIBRARY_ADMIN_TOKEN (config
-    ADMIN_TOKEN), sent as `Authorization: Bearer <token>`. With no token configured the page does not exist (404),
-    so nothing about it leaks.
-    """
-    token = current_app.config.get("ADMIN_TOKEN")
-    if not token:
-        abort(404)
+    """Most frequent searches that found nothing, for curators (editors, admins) to fill the gaps."""
     no_store = {"Cache-Control": "no-store"}
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        page = render_template(
-            "error.html",
-            status=401,
-            title="認証が必要です",
-            detail="管理者用のトークンを Authorization ヘッダー（Bearer）で送ってください。",
-        )
-        return page, 401, no_store | {"WWW-Authenticate": 'Bearer realm="library-admin"'}
     queries = searchlog.zero_result_queries(get_library(current_app), ZERO_RESULT_QUERIES)
     return render_template("admin_zero_results.html", queries=queries), 200, no_store
 
 
 @bp.get("/healthz")
+@access(PUBLIC)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}

@@ -1,5 +1,18 @@
 """The system of record (DESIGN §1): SQL tables for records, their revision history and the index outbox."""
 
+from .curation import (
+    ApiKeyRow,
+    AuditOutcome,
+    AuditRow,
+    ContributionRow,
+    ContributionStatus,
+    NoticeReportRow,
+    RecordOverrideRow,
+    Role,
+    ShopRow,
+    UserRow,
+    WebSessionRow,
+)
 from .crawl import CrawlFrontierRow, CrawlRunRow, FetchStateRow, RunStatus, SourceKind, SourceRow, UnitState
 from .db import Store, UnsafeStorageSettings, UnsupportedDatabase
 from .models import (
@@ -26,6 +39,17 @@ from .models import (
 from .searchlog import SearchLogRow
 
 __all__ = [
+    "ApiKeyRow",
+    "AuditOutcome",
+    "AuditRow",
+    "ContributionRow",
+    "ContributionStatus",
+    "NoticeReportRow",
+    "RecordOverrideRow",
+    "Role",
+    "ShopRow",
+    "UserRow",
+    "WebSessionRow",
     "Base",
     "CrawlFrontierRow",
     "CrawlRunRow",

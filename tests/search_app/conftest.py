@@ -6,6 +6,7 @@ so tests can write (search log, new records) without seeing each other, at the c
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -72,3 +73,79 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture()
 def library(app: Flask) -> Library:
     return get_library(app)
+
+
+# --- accounts --------------------------------------------------------------------------------------------------------
+
+TEST_PASSWORD = "みなと市の図書館は駅の北口"  # long, not common, with full-width characters (T21)
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture()
+def make_user(app: Flask) -> Callable[..., Any]:
+    """`make_user(role, email=None, password=TEST_PASSWORD, **fields)` → an Account, stored in the app's database."""
+    from search_app.auth.accounts import Account, create_user
+
+    counter = iter(range(1, 10_000))
+
+    def make(role: str = "citizen", email: str | None = None, password: str = TEST_PASSWORD, **fields: Any) -> Any:
+        email = email or f"{role}{next(counter)}@example.jp"
+        with get_library(app).store.session() as db:
+            row = create_user(
+                db, email=email, display_name=fields.pop("display_name", f"{role}さん"), role=role,
+                password=password, **fields,
+            )
+            return Account.of(row)
+
+    return make
+
+
+def csrf_token_of(client: FlaskClient, path: str = "/login") -> str:
+    """The CSRF token of the client's session, read from a form as a browser would."""
+    match = CSRF_FIELD.search(client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+@pytest.fixture()
+def csrf_token() -> Callable[..., str]:
+    return csrf_token_of
+
+
+def login_client(client: FlaskClient, account: Any, password: str = TEST_PASSWORD) -> FlaskClient:
+    token = csrf_token_of(client)
+    response = client.post("/login", data={"email": account.email, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
+
+
+@pytest.fixture()
+def login(app: Flask) -> Callable[..., FlaskClient]:
+    """`login(account)` → a new test client logged in as that account (`login(account, client)` reuses one)."""
+
+    def log_in(account: Any, client: FlaskClient | None = None, password: str = TEST_PASSWORD) -> FlaskClient:
+        return login_client(client or app.test_client(), account, password)
+
+    return log_in
+
+
+@pytest.fixture()
+def client_as(make_user: Callable[..., Any], login: Callable[..., FlaskClient]) -> Callable[..., FlaskClient]:
+    """`client_as("editor", **fields)` → a client logged in as a new account of that role."""
+
+    def make(role: str, **fields: Any) -> FlaskClient:
+        return login(make_user(role, **fields))
+
+    return make
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None, *, form_page: str | None = None,
+              **kwargs: Any) -> Any:
+    """POST a form with the session's CSRF token, read from `form_page` (default: the login page, any form will do)."""
+    token = csrf_token_of(client, form_page or "/account")
+    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+@pytest.fixture()
+def post() -> Callable[..., Any]:
+    return post_form

@@ -16,6 +16,7 @@ from indexer.engines.breaker import CircuitOpenError
 from indexer.library import Library
 from indexer.query import MAX_TERMS, parse_query
 from indexer.search import compile_query
+from search_app.auth.policy import PUBLIC, access
 from search_app.errors import RETRY_AFTER_SECONDS
 
 SEARCH_KEYS = {"total", "took_ms", "page", "size", "relaxed", "hits", "facets", "pinned"}
@@ -375,7 +376,7 @@ def test_wrong_method_is_a_405_problem_with_allow(client: FlaskClient) -> None:
 
 
 def add_route(app: Flask, path: str, view: Callable[[], Any], methods: tuple[str, ...] = ("GET",)) -> None:
-    app.add_url_rule(path, endpoint=path, view_func=view, methods=list(methods))
+    app.add_url_rule(path, endpoint=path, view_func=access(PUBLIC)(view), methods=list(methods))
 
 
 def test_oversized_bodies_are_413_problems(make_app: Callable[..., Flask]) -> None:

@@ -49,9 +49,10 @@ def test_documented_path_parameters_are_the_rule_arguments(app: Flask, client: F
     document = openapi_document(client)
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/"):
-            operation = document["paths"][rule_as_openapi_path(rule.rule)]["get"]
-            in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
-            assert in_path == set(rule.arguments), rule.rule
+            for method in {method.lower() for method in rule.methods or ()} - {"head", "options"}:
+                operation = document["paths"][rule_as_openapi_path(rule.rule)][method]
+                in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+                assert in_path == set(rule.arguments), (method, rule.rule)
 
 
 def test_the_document_is_openapi_3_1_with_japanese_text(client: FlaskClient) -> None:

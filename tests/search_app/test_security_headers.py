@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
+from search_app.auth.policy import PUBLIC, access
 from search_app.security import SERVER, RequestHandler, is_text_type
 
 # Values for the URL arguments of the app's rules; a new argument name needs an entry here.
@@ -60,12 +63,16 @@ def static_file(app: Flask) -> str | None:
     return files[0].relative_to(folder).as_posix() if files else None
 
 
+def sample_value(rule: Any, name: str) -> str:
+    return "1" if isinstance(rule._converters.get(name), IntegerConverter) else "x"
+
+
 def crawl(app: Flask) -> Iterator[tuple[str, TestResponse]]:
     """Every rule with every method it allows (plus HEAD and OPTIONS), then errors the rules cannot produce."""
     client = app.test_client()
     adapter = app.url_map.bind("localhost")
     for rule in app.url_map.iter_rules():
-        values: dict[str, Any] = {name: ARGUMENTS.get(name, "x") for name in rule.arguments}
+        values: dict[str, Any] = {name: ARGUMENTS.get(name) or sample_value(rule, name) for name in rule.arguments}
         if rule.endpoint == "static":
             values["filename"] = static_file(app) or STATIC_MISSING
         url = adapter.build(rule.endpoint, values)
@@ -89,8 +96,8 @@ def crawled_app(make_app: Callable[..., Flask]) -> Flask:
     def broken() -> None:
         raise RuntimeError("boom")
 
-    app.add_url_rule("/test-broken", "test_broken", broken)
-    app.add_url_rule("/api/v1/test-broken", "test_broken_api", broken)
+    app.add_url_rule("/test-broken", "test_broken", access(PUBLIC)(broken))
+    app.add_url_rule("/api/v1/test-broken", "test_broken_api", access(PUBLIC)(broken))
     return app
 
 
