@@ -6,8 +6,9 @@
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
 workers, 2 by default, with 8 threads each) on a free loopback port over the given data directory (SQLite +
-tantivy; LIBRARY_DATABASE_URL and LIBRARY_SEARCH_ENGINE pass through). Two settings differ, for the measurement:
-no access log, and no worker recycling (max_requests), so that the workers' memory can be followed (T29: flat).
+tantivy; LIBRARY_DATABASE_URL and LIBRARY_SEARCH_ENGINE pass through). Three settings differ, for the
+measurement: no access log, no worker recycling (max_requests), so that the workers' memory can be followed (T29:
+flat), and no rate limit on the public search (LIBRARY_FLASK_RATELIMIT_ENABLED=false), which would answer 429.
 
 The load is bounded: `--connections` concurrent clients for `--seconds` per endpoint, split into rounds that
 alternate ping and search, so that a change in the machine's load during the run weighs on both alike. The
@@ -119,7 +120,8 @@ def free_port() -> int:
 
 
 def start_gunicorn(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir)}
+    # The public search's rate limit (60/min per address) would turn the load into 429s: it is switched off.
+    env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir), "LIBRARY_FLASK_RATELIMIT_ENABLED": "false"}
     command = [
         sys.executable, "-m", "gunicorn",
         "--config", str(GUNICORN_CONFIG),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,8 @@ from schemas import RecordValidationError
 IMPORT_BATCH = 500
 REBUILD_CHUNK = 200
 
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LineError:
@@ -80,6 +83,11 @@ class Library:
         self.store = store
         self.engine = engine
         self._analyzer: Analyzer | None = None
+        # Who indexes what a change just committed: by default this process, at once; with a broker, the web
+        # app hands it to a worker (search_app sets this), so a request does not wait for the engine.
+        self.index_dispatcher: Callable[[], object] | None = None
+        # Counts index changes made by this process: caches of search results key on it.
+        self.changes = 0
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Library:
@@ -149,7 +157,24 @@ class Library:
         self.drain()
 
     def drain(self) -> DrainReport:
-        return drain(self.store, self.engine, self.analyzer)
+        report = drain(self.store, self.engine, self.analyzer)
+        if report.indexed or report.removed:
+            self.changes += 1
+        return report
+
+    def index_pending(self) -> None:
+        """Index what was just committed: through the dispatcher if there is one, else here and now.
+
+        A dispatcher that fails (the broker is restarting) falls back to indexing here: the change is committed
+        either way, and the outbox row would also be picked up by the next scheduled drain.
+        """
+        if self.index_dispatcher is not None:
+            try:
+                self.index_dispatcher()
+                return
+            except Exception as exc:  # noqa: BLE001 - any broker failure: index here instead
+                log.warning("index dispatch failed, indexing in this process: %s", exc)
+        self.drain()
 
     def reindex(self, workers: int = 1, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the engine from SQL and switch atomically; changes made meanwhile are replayed afterwards."""

@@ -81,7 +81,6 @@ class Hit:
     title: str
     url: str | None
     snippet: str  # HTML-escaped, with <mark> around matches
-    title_html: str  # HTML-escaped title with <mark> around matches
     score: float
     provenance: str
     organization: str | None
@@ -91,6 +90,17 @@ class Hit:
     event_at: datetime | None
     verified_at: datetime | None
     details: dict[str, str]
+    terms: tuple[QueryTerm, ...] = field(default=(), repr=False, compare=False)  # for title_html
+    _title_html: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def title_html(self) -> str:
+        """The HTML-escaped title with <mark> around matches; made when first asked for, as the JSON API
+        never shows it (half of a search's snippet work)."""
+        if self._title_html is None:
+            marked = make_snippet(self.title, self.terms, max_chars=max(len(self.title), 1))
+            object.__setattr__(self, "_title_html", marked)  # a cache, not a change of value
+        return self._title_html  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +164,19 @@ def term_clause(term: QueryTerm) -> TermClause:
             alternatives.append(FieldMatch(f"{group}_a", term.a, group_boost * FORM_BOOSTS["a"]))
         if term.kana and term.r:
             alternatives.append(FieldMatch(f"{group}_r", term.r, group_boost * FORM_BOOSTS["r"]))
+            # The same reading as the index may have cut it into units (としょかん → トショ カン of 図書館).
+            alternatives.extend(
+                FieldMatch(f"{group}_r", split, group_boost * FORM_BOOSTS["r"]) for split in term.r_splits
+            )
         if len(term.b) == 1 and len(term.b[0]) == 1:
-            # One character: a substring match is any bigram that starts or ends with it.
+            # One character: a substring match is the character alone (a one-character run) or any bigram
+            # that starts with it. Bigrams that end with it are left out: a regex that starts with "." walks
+            # the whole term dictionary (about 10x slower at 20k records, done again for the facets), and they
+            # add only the character's occurrences at the end of a run, which the c and a forms mostly match
+            # as words anyway (みなと市 → 市).
             char = _regex_escape(term.b[0])
             alternatives.append(
-                FieldMatch(f"{group}_b", (), group_boost * FORM_BOOSTS["b"], regex=f"{char}.|.{char}")
+                FieldMatch(f"{group}_b", (), group_boost * FORM_BOOSTS["b"], regex=f"{char}.?")
             )
         elif term.b:
             alternatives.append(FieldMatch(f"{group}_b", term.b, group_boost * FORM_BOOSTS["b"]))
@@ -169,7 +187,9 @@ def _word_terms(analyzer: Analyzer, term: Term) -> list[QueryTerm]:
     return [analyzer.phrase(term.text)] if term.phrase else analyzer.query_terms(term.text)
 
 
-def compile_query(parsed: ParsedQuery, analyzer: Analyzer) -> tuple[tuple[tuple[TermClause, ...], ...], tuple[TermClause, ...], list[QueryTerm]]:
+def compile_query(
+    parsed: ParsedQuery, analyzer: Analyzer
+) -> tuple[tuple[tuple[TermClause, ...], ...], tuple[TermClause, ...], list[QueryTerm]]:
     """(AND-groups of OR-clauses, excluded clauses, the positive terms for highlighting)."""
     groups: list[tuple[TermClause, ...]] = []
     highlight: list[QueryTerm] = []
@@ -205,7 +225,7 @@ def _facet_label(name: str, value: str) -> str:
     return value
 
 
-def _hit(engine_hit: EngineHit, terms: list[QueryTerm]) -> Hit:
+def _hit(engine_hit: EngineHit, terms: list[QueryTerm], learned: dict[int, set[str]]) -> Hit:
     document = engine_hit.document
     source = document.body or document.title
     return Hit(
@@ -213,8 +233,7 @@ def _hit(engine_hit: EngineHit, terms: list[QueryTerm]) -> Hit:
         kind=document.kind,
         title=document.title,
         url=document.url,
-        snippet=make_snippet(source, terms, max_chars=SNIPPET_CHARS),
-        title_html=make_snippet(document.title, terms, max_chars=max(len(document.title), 1)),
+        snippet=make_snippet(source, terms, max_chars=SNIPPET_CHARS, learned=learned),
         score=engine_hit.score,
         provenance=document.provenance,
         organization=document.organization,
@@ -224,6 +243,7 @@ def _hit(engine_hit: EngineHit, terms: list[QueryTerm]) -> Hit:
         event_at=document.event_at,
         verified_at=document.verified_at,
         details=document.details,
+        terms=tuple(terms),
     )
 
 
@@ -263,6 +283,7 @@ def search(engine: SearchEngine, analyzer: Analyzer, query: Query) -> Results:
         name: [FacetValue(value, _facet_label(name, value), count) for value, count in buckets]
         for name, buckets in found.facets.items()
     }
-    hits = [_hit(hit, terms) for hit in found.hits]
+    learned: dict[int, set[str]] = {}  # kana terms' spellings, shared by the page's snippets (highlight.py)
+    hits = [_hit(hit, terms, learned) for hit in found.hits]
     took_ms = (time.perf_counter() - started) * 1000
     return Results(query=query, total=found.total, took_ms=took_ms, hits=hits, facets=facets, relaxed=relaxed)

@@ -13,15 +13,26 @@ A notice is pinned when the query names it or what it is about:
 
 Maker and product words pin on their own because they identify the product; title words must all match, because
 a title also holds everyday words (お知らせ, 回収) that alone say little.
+
+Every search asks for the pinned notices, so each process keeps the urgent notices with their fields already
+analysed (`NoticeCache`, in `app.extensions`) and re-reads them only when a cheap fingerprint of the notice rows
+changes: their count, latest update and sum of revisions. Every change to a record appends a revision and rows are
+never deleted, so any edit, retraction or new notice changes the sum. Expiry is a matter of time, not of rows, so
+`valid_until` is compared with the time of each request, never with the time the cache was filled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import func, select
 
 from indexer.analysis import Analyzer, FieldTokens, QueryTerm
 from indexer.library import Library
@@ -32,85 +43,180 @@ from schemas import category_label, category_parent, is_category
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 # Shorter words (一, k, 10) occur in too many names and model numbers to single out a notice.
+# A notice pushed by another process is pinned within this many seconds (T29 allows 5).
+FINGERPRINT_INTERVAL = 1.0
 MIN_WORD_CHARS = 2
 MIN_CODE_CHARS = 4
 CODE_FIELDS = ("model_numbers", "jan_codes", "lot_numbers")
+
+# Served by the index on `kind`; one row of three numbers whatever the number of notices.
+_FINGERPRINT = select(
+    func.count(), func.max(RecordRow.updated_at), func.coalesce(func.sum(RecordRow.revision), 0)
+).where(RecordRow.kind == "notice")
+_URGENT = select(RecordRow.data).where(
+    RecordRow.kind == "notice",
+    RecordRow.status == "published",
+    RecordRow.data["urgent"].as_boolean().is_(True),
+)
 
 
 def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _is_active(data: dict[str, Any], now: datetime) -> bool:
-    valid_until = _when(data.get("valid_until"))
-    return valid_until is None or valid_until > now
+@dataclass(frozen=True, slots=True)
+class UrgentNotice:
+    """One urgent notice as read from the store, with what matching a query needs already analysed."""
+
+    data: dict[str, Any]
+    valid_until: datetime | None
+    codes: tuple[str, ...]  # model numbers, JAN codes and lot numbers, normalized and lowercase
+    identifying: tuple[FieldTokens, ...]  # maker, product
+    described: FieldTokens  # title and category labels
+    categories: frozenset[str]  # its categories and their parents
+
+    @classmethod
+    def of(cls, data: dict[str, Any], analyzer: Analyzer) -> UrgentNotice:
+        categories = [c for c in data.get("categories") or () if isinstance(c, str)]
+        labels = [category_label(c) for c in categories if is_category(c)]
+        parents = {parent for c in categories if is_category(c) and (parent := category_parent(c))}
+        return cls(
+            data=data,
+            valid_until=_when(data.get("valid_until")),
+            codes=tuple(
+                analyzer.normalize(code).text.lower() for name in CODE_FIELDS for code in data.get(name) or ()
+            ),
+            identifying=tuple(analyzer.analyze(data.get(name) or "") for name in ("maker", "product")),
+            described=analyzer.analyze("\n".join([data.get("title") or "", *labels])),
+            categories=frozenset(categories) | parents,
+        )
+
+    def active(self, now: datetime) -> bool:
+        return self.valid_until is None or self.valid_until > now
 
 
-def active_urgent_notices(library: Library, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Published urgent notices that have not expired: most severe first, then newest first."""
-    now = now or datetime.now(UTC)
+def _display_order(notice: UrgentNotice) -> tuple[int, float]:
+    severity = SEVERITY_ORDER.get(str(notice.data.get("severity")), SEVERITY_ORDER["medium"])
+    published = _when(notice.data.get("published_at"))
+    return severity, -(published.timestamp() if published else 0)
+
+
+def load_urgent_notices(library: Library) -> list[UrgentNotice]:
+    """Published urgent notices, expired or not, most severe first, then newest first."""
     with library.store.session(readonly=True) as session:
-        rows = session.scalars(
-            select(RecordRow.data).where(
-                RecordRow.kind == "notice",
-                RecordRow.status == "published",
-                RecordRow.data["urgent"].as_boolean().is_(True),
-            )
-        ).all()
-    notices = [dict(data) for data in rows if _is_active(data, now)]
+        rows = session.scalars(_URGENT).all()
+    notices = [UrgentNotice.of(dict(data), library.analyzer) for data in rows]
     notices.sort(key=_display_order)
     return notices
 
 
-def _display_order(data: dict[str, Any]) -> tuple[int, float]:
-    severity = SEVERITY_ORDER.get(str(data.get("severity")), SEVERITY_ORDER["medium"])
-    published = _when(data.get("published_at"))
-    return severity, -(published.timestamp() if published else 0)
+class NoticeCache:
+    """The urgent notices of one library, analysed once per change of the notice rows (module docstring).
+
+    One per app, shared by its threads: a reader takes the current (fingerprint, notices) pair in one attribute
+    read, and a reload replaces it whole.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entry: tuple[tuple[Any, ...], list[UrgentNotice]] | None = None
+        self._lock = threading.Lock()
+        self.loads = 0  # how often the notices were read and analysed (tests and benchmarks read it)
+        self._clock = clock
+        # (when, this process's change counter, fingerprint): the fingerprint query runs at most once per
+        # FINGERPRINT_INTERVAL, or at once after this process indexed a change.
+        self._checked: tuple[float, int, tuple[Any, ...]] | None = None
+
+    def _current_fingerprint(self, library: Library) -> tuple[Any, ...]:
+        now, checked = self._clock(), self._checked
+        if checked is not None and checked[1] == library.changes and now - checked[0] < FINGERPRINT_INTERVAL:
+            return checked[2]
+        fingerprint = self._fingerprint(library)
+        self._checked = (now, library.changes, fingerprint)
+        return fingerprint
+
+    def notices(self, library: Library) -> list[UrgentNotice]:
+        fingerprint = self._current_fingerprint(library)
+        entry = self._entry
+        if entry is not None and entry[0] == fingerprint:
+            return entry[1]
+        with self._lock:
+            entry = self._entry
+            if entry is not None and entry[0] == fingerprint:
+                return entry[1]  # another thread has just loaded them
+            # The fingerprint was read before the rows: a change in between makes the next request reload,
+            # rather than leaving old rows under the new fingerprint.
+            notices = load_urgent_notices(library)
+            self._entry = (fingerprint, notices)
+            self.loads += 1
+            return notices
+
+    @staticmethod
+    def _fingerprint(library: Library) -> tuple[Any, ...]:
+        with library.store.session(readonly=True) as session:
+            return tuple(session.execute(_FINGERPRINT).one())
+
+
+def _urgent_notices(library: Library) -> list[UrgentNotice]:
+    """From the app's cache when this library is the current app's; read afresh otherwise (scripts, tests)."""
+    if has_app_context() and current_app.extensions.get("library") is library:
+        cache = current_app.extensions.get("notices")
+        if cache is None:
+            cache = current_app.extensions.setdefault("notices", NoticeCache())  # atomic: threads share one
+        return cache.notices(library)
+    return load_urgent_notices(library)
+
+
+def _active(library: Library, now: datetime | None) -> list[UrgentNotice]:
+    now = now or datetime.now(UTC)
+    return [notice for notice in _urgent_notices(library) if notice.active(now)]
+
+
+def active_urgent_notices(library: Library, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Published urgent notices that have not expired: most severe first, then newest first."""
+    return [dict(notice.data) for notice in _active(library, now)]
 
 
 def pinned_notices(library: Library, query: Query, now: datetime | None = None) -> list[dict[str, Any]]:
     """The active urgent notices this query should show first (see the module docstring)."""
-    notices = active_urgent_notices(library, now)
+    parsed = parse_query(query.text)
+    if not (parsed.groups or query.category or "notice" in query.kind):
+        return []  # nothing in the query could name a notice: no need to read them
+    notices = _active(library, now)
     if not notices:
         return []
     if "notice" in query.kind:
-        return notices
-    analyzer = library.analyzer
-    parsed = parse_query(query.text)
-    terms = compile_query(parsed, analyzer)[2] if parsed.groups else []
-    words = [analyzer.normalize(term.text).text.lower() for group in parsed.groups for term in group]
+        return [dict(notice.data) for notice in notices]
+    terms, words = _query_words(library.analyzer, query.text)
+    wanted = set(query.category)
     return [
-        notice
+        dict(notice.data)
         for notice in notices
-        if _in_filtered_categories(notice, query.category) or _named_by(notice, terms, words, analyzer)
+        if not wanted.isdisjoint(notice.categories) or _named_by(notice, terms, words)
     ]
 
 
-def _in_filtered_categories(notice: dict[str, Any], wanted: Iterable[str]) -> bool:
-    wanted = set(wanted)
-    for category in notice.get("categories") or ():
-        if category in wanted or (is_category(category) and category_parent(category) in wanted):
-            return True
-    return False
+@lru_cache(maxsize=1024)
+def _query_words(analyzer: Analyzer, text: str) -> tuple[list[QueryTerm], list[str]]:
+    """The query's analysed terms and normalized words, once per distinct text (the same searches repeat)."""
+    parsed = parse_query(text)
+    terms = compile_query(parsed, analyzer)[2] if parsed.groups else []
+    words = [analyzer.normalize(term.text).text.lower() for group in parsed.groups for term in group]
+    return terms, words
 
 
-def _named_by(notice: dict[str, Any], terms: list[QueryTerm], words: list[str], analyzer: Analyzer) -> bool:
+def _named_by(notice: UrgentNotice, terms: list[QueryTerm], words: list[str]) -> bool:
     if not terms:
         return False
-    codes = [analyzer.normalize(code).text.lower() for name in CODE_FIELDS for code in notice.get(name) or ()]
-    if any(len(word) >= MIN_CODE_CHARS and word in code for word in words for code in codes):
+    if any(len(word) >= MIN_CODE_CHARS and word in code for word in words for code in notice.codes):
         return True
-    identifying = [analyzer.analyze(notice.get(name) or "") for name in ("maker", "product")]
     if any(
         _matches(term, tokens)
         for term in terms
         if len(term.surface) >= MIN_WORD_CHARS and not term.surface.isdigit()
-        for tokens in identifying
+        for tokens in notice.identifying
     ):
         return True
-    labels = [category_label(c) for c in notice.get("categories") or () if is_category(c)]
-    described = analyzer.analyze("\n".join([notice.get("title") or "", *labels]))
-    return all(_matches(term, described) for term in terms)
+    return all(_matches(term, notice.described) for term in terms)
 
 
 def _matches(term: QueryTerm, tokens: FieldTokens) -> bool:

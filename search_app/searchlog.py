@@ -7,7 +7,11 @@ type them into a search box, and the report does not need them.
 Logging is best-effort and off the critical path. A commit costs an fsync (about 4 ms on the CI disk with SQLite's
 synchronous=FULL) and takes SQLite's single write lock, so rows are buffered per process and written in batches;
 a failed write is logged and dropped, never raised into a search. Up to one batch (at most `SEARCH_LOG_MAX_AGE`
-seconds of searches) can be lost when a worker stops.
+seconds of searches) can be lost when a worker stops. A batch is one executemany INSERT, without ORM objects.
+
+Rows older than the retention period (`LIBRARY_SEARCH_LOG_RETENTION_DAYS`, 90 days by default) are deleted by
+beat's daily `library.purge_search_log` task; as a safety net for installations that run no beat, each process
+also deletes up to one batch of them after its first write of the day (indexer.store.searchlog).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from indexer.config import ConfigError
 from indexer.library import Library
 from indexer.search import Query, Results
 from indexer.store import SearchLogRow
 from indexer.store.models import utcnow
+from indexer.store.searchlog import PURGE_BATCH, purge_search_log, write_search_log
 
 DEFAULT_BATCH = 50
 DEFAULT_MAX_AGE = 5.0
+PURGE_EVERY = 24 * 3600.0  # seconds between a process's opportunistic purges
 
 # After NFKC, so full-width input is caught too. Japanese phone numbers start with 0 and have 10 or 11 digits;
 # JAN codes (8 or 13 digits, typed to look up a product) must stay readable, so digit runs are not masked wholesale.
@@ -70,6 +77,7 @@ class SearchLogBuffer:
         self._rows: list[dict[str, Any]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
+        self._next_purge = 0.0  # monotonic time; the first write of a process purges
 
     def add(self, library: Library, row: dict[str, Any]) -> None:
         with self._lock:
@@ -86,10 +94,21 @@ class SearchLogBuffer:
         if not rows:
             return
         try:
-            with library.store.session() as session:
-                session.add_all(SearchLogRow(**row) for row in rows)
+            write_search_log(library.store, rows)
         except SQLAlchemyError:
             current_app.logger.warning("search log: %d rows could not be written", len(rows), exc_info=True)
+            return
+        if time.monotonic() >= self._next_purge:
+            self._purge(library)
+
+    def _purge(self, library: Library) -> None:
+        """At most one batch of expired rows, so that a request never waits for a large backlog."""
+        self._next_purge = time.monotonic() + PURGE_EVERY
+        try:
+            if purge_search_log(library.store, max_batches=1) >= PURGE_BATCH:
+                self._next_purge = 0.0  # more may be left: another batch after the next write
+        except (SQLAlchemyError, ConfigError):
+            current_app.logger.warning("search log: old rows could not be purged", exc_info=True)
 
 
 def _buffer(app: Flask) -> SearchLogBuffer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import importlib.util
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -70,6 +71,14 @@ _JOINED_NUMBER_ID = 0xFFFFFFFF
 _OOV_IDS = 0xF0000000
 
 _KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe]+")
+# A unit's reading never starts with a small kana, ッ, ン or ー: readings are cut only before other kana.
+_NO_READING_START = frozenset("ァィゥェォャュョヮヵヶッンー")
+_SMALL_KANA = frozenset("ァィゥェォャュョヮ")  # part of the mora before it
+# Splits of a kana query's reading (see _reading_splits): only for words of this many characters or fewer (a
+# longer kana run is a phrase or a sentence, whose words Sudachi finds), and at most this many per word.
+MAX_SPLIT_READING = 12
+MAX_READING_SPLITS = 16
+MAX_SPLIT_PIECES = 8
 _READING = re.compile(r"[\u30a1-\u30fa\u30fc]+")
 _ASCII_DIGIT = re.compile(r"[0-9]")
 
@@ -101,6 +110,9 @@ class QueryTerm:
     r: tuple[str, ...]
     b: tuple[str, ...]
     kana: bool
+    # A kana word's reading cut as the index may have cut it into A units (としょかん: トショ カン, the units of
+    # 図書館), each matched as a phrase in ``r`` like ``r`` itself; empty for other terms.
+    r_splits: tuple[tuple[str, ...], ...] = ()
 
 
 class _Word(NamedTuple):
@@ -138,6 +150,42 @@ def bigrams(text: str) -> list[str]:
 
 def is_kana(text: str) -> bool:
     return _KANA.fullmatch(text) is not None
+
+
+def _morae(reading: str) -> int:
+    return sum(ch not in _SMALL_KANA for ch in reading)
+
+
+def _reading_splits(reading: str, pieces: list[str]) -> tuple[tuple[str, ...], ...]:
+    """Ways the index may have cut a kana word's reading into A-unit readings, besides the whole reading.
+
+    The index reads 図書館 unit by unit (トショ カン), so the whole reading トショカン alone misses it, and
+    Sudachi cuts kana text by guesswork (としょかん → と しょ かん). The candidates, in order: Sudachi's
+    pieces regrouped in every way (と|しょかん, としょ|かん, と|しょ|かん), then cuts into two or three parts of
+    at least two morae each, at places where a reading can start (チュウオウ|トショ|カン). Each is a phrase, so it
+    matches only units that stand next to each other and spell the whole reading: a short query (かき, ごみ)
+    has no split, and a cut that is no word in the index matches nothing.
+    """
+    if len(reading) > MAX_SPLIT_READING or _morae(reading) < 3:
+        return ()
+    found: dict[tuple[str, ...], None] = {}
+    if 1 < len(pieces) <= MAX_SPLIT_PIECES and "".join(pieces) == reading:
+        for cuts in range(1, 1 << (len(pieces) - 1)):
+            split: list[str] = [pieces[0]]
+            for i, piece in enumerate(pieces[1:]):
+                if cuts >> i & 1:
+                    split.append(piece)
+                else:
+                    split[-1] += piece
+            found[tuple(split)] = None
+    starts = [i for i in range(1, len(reading)) if reading[i] not in _NO_READING_START]
+    for count in (1, 2):
+        for cut in itertools.combinations(starts, count):
+            bounds = (0, *cut, len(reading))
+            split = [reading[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+            if all(_morae(part) >= 2 for part in split):
+                found[tuple(split)] = None
+    return tuple(itertools.islice(found, MAX_READING_SPLITS))
 
 
 def _token(form: str) -> str:
@@ -235,7 +283,9 @@ class Analyzer:
                 continue
             if is_kana(part):
                 whole = self._phrase_term(part, words)
-                terms.append(QueryTerm(part, whole.c, whole.a, (jaconv.hira2kata(part),), whole.b, True))
+                reading = jaconv.hira2kata(part)
+                splits = _reading_splits(reading, [jaconv.hira2kata(surface) for surface, _ in words])
+                terms.append(QueryTerm(part, whole.c, whole.a, (reading,), whole.b, True, splits))
                 continue
             terms.extend(
                 QueryTerm(surface, (word.c,), word.a, word.r, tuple(bigrams(surface)), is_kana(surface))

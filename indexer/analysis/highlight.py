@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from itertools import chain
 
 from indexer.analysis.analyzer import Analyzer, QueryTerm, get_analyzer
 from indexer.analysis.normalize import Normalized
@@ -23,49 +24,86 @@ from indexer.analysis.normalize import Normalized
 ELLIPSIS = "…"
 # When no substring of any term occurs, up to this many leading characters are tokenized to look for
 # token matches, a block at a time (cut after a sentence end where possible), stopping at the first
-# block that has one. That is skipped when no term is kana and those characters share no kanji,
+# block that has one. That is skipped when no term is in hiragana and those characters share no kanji,
 # katakana or Latin character with the terms' surfaces and forms (the hit matched in another field,
 # the title say): 附属 and 付属 share 属, but 呑む and 飲む share nothing, so a text that spells a
 # query's word only in such a variant is shown unmarked.
 FALLBACK_CHARS = 1000
 FALLBACK_BLOCK = 250
+# A hiragana term (としょかん) is found in kanji text by reading only, which no substring or shared character
+# can rule out, so every hit of such a query would tokenize; katakana shares characters with most Japanese text.
+# For a kana term only the first block is tokenized (a quarter of the cost); a katakana term also needs a
+# shared character first, like a kanji term.
+KANA_FALLBACK_CHARS = FALLBACK_BLOCK
 # Characters tokenized on each side of a window, so that the words at its edges are cut as in the full text.
 TOKEN_CONTEXT = 8
 _SENTENCE_ENDS = frozenset("。．！？!?\n")
 _NON_SPACE = re.compile(r"\S")
 _HIRAGANA_OR_LONG_VOWEL = re.compile("[\u3041-\u309f\u30fc]")
+_HIRAGANA = re.compile("[\u3041-\u309f]")
+_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005]")
 
 
 # (start, end, index of the term) in normalized text; plain tuples, as there can be hundreds per call.
 _Hit = tuple[int, int, int]
+# Index of a kana term in the query's terms -> spellings found for it by tokenizing (make_snippet).
+Learned = dict[int, set[str]]
+MAX_LEARNED = 8
 
 
-def make_snippet(text: str, terms: Sequence[QueryTerm], max_chars: int = 120) -> str:
-    """About ``max_chars`` characters of ``text`` around the most matches, escaped, matches in ``<mark>``."""
+def make_snippet(
+    text: str, terms: Sequence[QueryTerm], max_chars: int = 120, learned: Learned | None = None
+) -> str:
+    """About ``max_chars`` characters of ``text`` around the most matches, escaped, matches in ``<mark>``.
+
+    ``learned``, shared by the snippets of one result page, collects how kana terms are spelled in the texts
+    (としょかん → 図書館, found by tokenizing); later texts then find those spellings as plain substrings instead
+    of tokenizing their beginnings again.
+    """
     if max_chars < 1:
         raise ValueError(f"max_chars must be positive, not {max_chars}")
     analyzer = get_analyzer()
     norm = analyzer.normalize(text)
     size = len(norm.text)
-    hits = _substring_hits(norm.text, terms)
+    hits = _substring_hits(norm.text, terms, learned)
     if hits:
         start, end = _window(norm.text, hits, max_chars)
-        # Sudachi is about half of a snippet's cost; it is only needed for a term no substring shows in the window.
-        if len({index for hit_start, _, index in hits if start <= hit_start < end}) < len(terms):
-            hits += _token_hits(
-                analyzer, norm.text, terms, max(0, start - TOKEN_CONTEXT), min(size, end + TOKEN_CONTEXT)
-            )
+        # Sudachi is about half of a snippet's cost; it is only needed for a term no substring shows in the window,
+        # and only if one of those could be there (a record found by some of the words shares nothing with the
+        # others, most of the time).
+        shown = {index for hit_start, _, index in hits if start <= hit_start < end}
+        around = (max(0, start - TOKEN_CONTEXT), min(size, end + TOKEN_CONTEXT))
+        missing = [term for index, term in enumerate(terms) if index not in shown]
+        if missing and _may_match(missing, norm.text[around[0] : around[1]]):
+            found = _token_hits(analyzer, norm.text, terms, *around)
+            _learn(learned, norm.text, terms, found)
+            hits += found
     else:
         hits = _first_token_hits(analyzer, norm.text, terms)
+        _learn(learned, norm.text, terms, hits)
         start, end = _window(norm.text, hits, max_chars) if hits else (0, min(size, max_chars))
     return _render(text, norm, start, end, hits)
 
 
-def _substring_hits(text: str, terms: Sequence[QueryTerm]) -> list[_Hit]:
-    """Occurrences of each term's surface, and of its form when it is a single word (申込 → 申し込み)."""
+def _learn(learned: Learned | None, text: str, terms: Sequence[QueryTerm], hits: list[_Hit]) -> None:
+    if learned is None:
+        return
+    for start, end, index in hits:
+        # One character (市 for し) would also match inside other words, where Sudachi reads it otherwise.
+        if terms[index].kana and end - start > 1:
+            spellings = learned.setdefault(index, set())
+            if len(spellings) < MAX_LEARNED:
+                spellings.add(text[start:end])
+
+
+def _substring_hits(text: str, terms: Sequence[QueryTerm], learned: Learned | None = None) -> list[_Hit]:
+    """Occurrences of each term's surface, and of its form when it is a single word (申込 → 申し込み), and of
+    the spellings learned for it from earlier texts."""
     hits: list[_Hit] = []
     for index, term in enumerate(terms):
-        needles = {term.surface}
+        needles = {term.surface, *(learned.get(index, ()) if learned else ())}
+        if term.kana and len(term.r) == 1:
+            needles.add(term.r[0])  # ヌイグルミ for ぬいぐるみ: the reading is a spelling too
         if len(term.c) == 1:
             needles.add(term.c[0])
         if len(term.a) == 1:
@@ -83,12 +121,10 @@ def _substring_hits(text: str, terms: Sequence[QueryTerm]) -> list[_Hit]:
 
 def _first_token_hits(analyzer: Analyzer, text: str, terms: Sequence[QueryTerm]) -> list[_Hit]:
     """Token matches of the first block of the text's beginning that has any."""
-    limit = min(len(text), FALLBACK_CHARS)
-    if not any(term.kana for term in terms):
-        head = text[:limit]
-        hints = {ch for term in terms for form in (term.surface, *term.c, *term.a) for ch in form}
-        if not any(ch in head for ch in hints if ch.isalnum() and not _HIRAGANA_OR_LONG_VOWEL.match(ch)):
-            return []
+    kana = any(term.kana for term in terms)
+    limit = min(len(text), KANA_FALLBACK_CHARS if kana else FALLBACK_CHARS)
+    if not _may_match(terms, text[:limit]):
+        return []
     start = 0
     while start < limit:
         end = min(limit, start + FALLBACK_BLOCK)
@@ -104,12 +140,32 @@ def _first_token_hits(analyzer: Analyzer, text: str, terms: Sequence[QueryTerm])
     return []
 
 
+def _may_match(terms: Sequence[QueryTerm], text: str) -> bool:
+    """False when no token of ``text`` is likely to match any of ``terms``: ``text`` shares no kanji, katakana or
+    Latin character with their surfaces and forms. A hiragana term is matched by reading, in any spelling, so it
+    may always match, unless it is one dictionary word whose normalized form has kanji (ぬいぐるみ → 縫い包み,
+    こども → 子供): its other spellings share those (子ども), or are shown unmarked, like 呑む for 飲む."""
+    hints: set[str] = set()
+    for term in terms:
+        forms: tuple[str, ...] = (term.surface, *term.c, *term.a)
+        if term.kana and _HIRAGANA.search(term.surface):
+            if len(term.c) != 1 or not _KANJI.search(term.c[0]):
+                return True
+            forms = term.c
+        hints.update(ch for form in forms for ch in form)
+    return any(ch in text for ch in hints if ch.isalnum() and not _HIRAGANA_OR_LONG_VOWEL.match(ch))
+
+
 def _token_hits(
     analyzer: Analyzer, text: str, terms: Sequence[QueryTerm], start: int, end: int
 ) -> list[_Hit]:
     """Token matches in ``text[start:end]``: each term's C forms, A forms and (kana terms) readings,
     in order."""
-    wanted = frozenset(f for term in terms for f in (*term.c, *term.a, *(term.r if term.kana else ())))
+    wanted = frozenset(
+        f
+        for term in terms
+        for f in (*term.c, *term.a, *((*term.r, *chain.from_iterable(term.r_splits)) if term.kana else ()))
+    )
     if not wanted:
         return []
     words, units = analyzer._token_spans(text, start, end, wanted)
@@ -119,11 +175,8 @@ def _token_hits(
     readings = [reading for reading, _, _ in readable]
     hits: list[_Hit] = []
     for index, term in enumerate(terms):
-        for pattern, forms, spans in (
-            (term.c, word_forms, words),
-            (term.a, unit_forms, units),
-            (term.r if term.kana else (), readings, readable),
-        ):
+        by_reading = [(r, readings, readable) for r in (term.r, *term.r_splits)] if term.kana else []
+        for pattern, forms, spans in ((term.c, word_forms, words), (term.a, unit_forms, units), *by_reading):
             hits.extend(
                 (spans[first][-2], spans[last][-1], index) for first, last in _matches(pattern, forms)
             )

@@ -198,3 +198,29 @@ def test_index_converges_after_kill_9_mid_reindex_and_between_commit_and_indexin
     assert_index_matches_store(library)
     generations = sorted(p.name for p in library.settings.index_dir.glob("gen-*"))
     assert len(generations) == 1, generations  # the killed rebuild's directory was cleaned up
+
+
+def test_index_pending_hands_work_to_the_dispatcher_and_falls_back_when_it_fails(library: Library) -> None:
+    from indexer.store import enqueue, pending_count
+
+    def commit_a_change(record_id: str) -> None:
+        library.ingest({"id": record_id, "kind": "faq", "title": f"ゴミの出し方 {record_id}", "body": "燃えるごみは火曜日。",
+                        "provenance": "government"}, author="tests", summary="setup")
+        with library.store.session() as session:
+            enqueue(session, record_id, 1, "upsert")
+
+    dispatched: list[str] = []
+    library.index_dispatcher = lambda: dispatched.append("drain")
+    commit_a_change("faq-dispatch")
+    library.index_pending()
+    assert dispatched == ["drain"]
+    with library.store.session(readonly=True) as session:
+        assert pending_count(session) == 1  # left for the worker the dispatcher told
+
+    def broker_down() -> None:
+        raise ConnectionError("broker restarting")
+
+    library.index_dispatcher = broker_down
+    library.index_pending()
+    with library.store.session(readonly=True) as session:
+        assert pending_count(session) == 0  # indexed here instead

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from indexer.config import Settings
 from indexer.library import Library
-from indexer.search import Query, QueryError
+from indexer.query import parse_query
+from indexer.search import Query, QueryError, compile_query
 from schemas import JST
 
 RECORDS = [
@@ -38,6 +39,10 @@ RECORDS = [
      "provenance": "maker", "categories": ["safety.recall"], "published_at": "2025-01-15"},
     {"id": "time", "kind": "program", "title": "おはなし会", "body": "毎週土曜10:30〜11:00に開きます。",
      "organizer": "市立図書館", "provenance": "government", "starts_at": "2026-11-28T10:30:00"},
+    {"id": "kominkan", "kind": "facility", "title": "みなと公民館", "body": "講座と集会の施設です。",
+     "provenance": "government"},
+    {"id": "library", "kind": "facility", "title": "中央図書館の利用案内", "body": "本の貸し出しは一人十冊まで。",
+     "provenance": "government"},
 ]
 
 
@@ -74,6 +79,42 @@ def hit_ids(library: Library, text: str, **filters: object) -> list[str]:
 def test_japanese_queries_find_the_record(library: Library, query: str, expected: str) -> None:
     assert expected in hit_ids(library, query)[:3]
 
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("としょかん", {"library", "time"}),  # 図書館, read unit by unit (トショ カン)
+        ("こうみんかん", {"kominkan"}),
+        ("ちゅうおうとしょかん", {"library"}),
+        ("こうみんかん こうざ", {"kominkan"}),
+    ],
+)
+def test_kana_compounds_find_their_kanji(library: Library, query: str, expected: set[str]) -> None:
+    assert set(hit_ids(library, query)) == expected
+
+
+def test_kana_compound_hits_are_marked(library: Library) -> None:
+    (hit,) = library.search(Query(text="こうみんかん")).hits
+    assert hit._title_html is None  # made on first use: the JSON API never shows it
+    assert hit.title_html == "みなと<mark>公民館</mark>"
+    assert hit._title_html == hit.title_html
+
+
+@pytest.mark.parametrize("query", ["かん", "しょかん", "とし", "かんとしょ"])
+def test_short_or_partial_kana_queries_stay_precise(library: Library, query: str) -> None:
+    # 館 alone reads カン: a query of that reading may find it, but never a part of 図書 or the wrong order.
+    found = set(hit_ids(library, query))
+    assert "library" not in found or query == "かん"
+    assert len(found) < len(RECORDS) // 2
+
+
+def test_a_one_character_query_is_a_cheap_prefix_regex(library: Library) -> None:
+    groups, _, _ = compile_query(parse_query("卵"), library.analyzer)
+    regexes = {match.regex for match in groups[0][0].alternatives if match.regex}
+    assert regexes == {"卵.?"}  # a leading "." would walk the whole bigram dictionary
+    assert "coop-wide" not in hit_ids(library, "卵")
+    assert hit_ids(library, "豆") == ["coop-wide"]  # the start of a bigram (豆腐)
 
 def test_all_words_must_match_then_relaxes_to_any(library: Library) -> None:
     assert hit_ids(library, "バッテリー 回収") == ["battery"]

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from indexer.config import Settings
 from indexer.library import Library
 from indexer.search import Query
 from schemas import JST
-from search_app.notices import active_urgent_notices, pinned_notices
+from search_app import create_app, get_library
+from search_app.notices import FINGERPRINT_INTERVAL, NoticeCache, active_urgent_notices, pinned_notices
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=JST)
 
@@ -204,3 +206,109 @@ def test_pinned_notices_are_the_records_data(shared: Library) -> None:
     assert battery["maker"] == "株式会社サンプル電機"
     assert battery["action"] == "使用を中止してください"
     assert battery["severity"] == "high"
+
+
+# --- the per-process cache -------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def app(library: Library) -> Iterator[Flask]:
+    """A web app over the same store as `library`, which stands for another process (worker, CLI, editor)."""
+    app = create_app({"LIBRARY_SETTINGS": library.settings, "TESTING": True, "SEARCH_LOG": False})
+    yield app
+    get_library(app).close()
+
+
+def cache_of(app: Flask) -> NoticeCache:
+    cache = app.extensions["notices"]
+    assert isinstance(cache, NoticeCache)
+    return cache
+
+
+def test_searches_read_the_notices_once_until_they_change(app: Flask, library: Library) -> None:
+    web = get_library(app)
+    clock = [1000.0]
+    app.extensions["notices"] = NoticeCache(clock=lambda: clock[0])
+
+    def later() -> None:
+        clock[0] += FINGERPRINT_INTERVAL
+
+    with app.app_context():
+        assert pinned(web, "モバイルバッテリー") == ["battery"]
+        assert pinned(web, "ヒーター 転倒") == ["heater"]
+        assert pinned(web, "豆腐") == []
+        assert cache_of(app).loads == 1
+
+        # Changes written by another process are seen once FINGERPRINT_INTERVAL has passed, not before.
+        library.ingest(notice("battery", status="retracted"), author="test", summary="withdrawn")
+        assert pinned(web, "モバイルバッテリー") == ["battery"]
+        later()
+        assert pinned(web, "モバイルバッテリー") == []
+        library.ingest(notice("battery"), author="test", summary="republished")
+        later()
+        assert pinned(web, "モバイルバッテリー") == ["battery"]
+        library.ingest(notice("heater", urgent=False), author="test", summary="no longer urgent")
+        later()
+        assert pinned(web, "ヒーター 転倒") == []
+        fresh = notice("toaster", title="トースターの回収", maker="パンや工房", product="カリッとトースター")
+        library.ingest(fresh, author="test", summary="new notice")
+        later()
+        assert pinned(web, "パンや工房") == ["toaster"]
+        assert cache_of(app).loads == 5
+        assert pinned(web, "カリッとトースター") == ["toaster"]
+        assert cache_of(app).loads == 5
+
+
+def test_queries_that_cannot_pin_do_not_read_the_notices(app: Flask) -> None:
+    web = get_library(app)
+    with app.app_context():
+        assert (
+            pinned(web, "") == pinned(web, "-モバイルバッテリー") == pinned(web, region=("みなと市",)) == []
+        )
+        assert "notices" not in app.extensions  # not even the fingerprint was read
+        assert pinned(web, kind=("notice",)) == ["heater", "battery"]
+
+
+def test_cached_notices_expire_at_the_time_of_each_request(app: Flask) -> None:
+    web = get_library(app)
+    with app.app_context():
+        assert "battery" in ids(
+            active_urgent_notices(web, now=datetime(2026, 12, 31, 23, 59, 58, tzinfo=JST))
+        )
+        after = datetime(2027, 1, 1, 0, 0, tzinfo=JST)
+        assert "battery" not in ids(active_urgent_notices(web, now=after))
+        assert ids(pinned_notices(web, Query(text="モバイルバッテリー"), now=after)) == []
+        assert cache_of(app).loads == 1  # nothing was re-read: expiry is decided per request
+
+
+def test_callers_cannot_change_the_cached_notices(app: Flask) -> None:
+    web = get_library(app)
+    with app.app_context():
+        (battery,) = pinned_notices(web, Query(text="サンプル電機"), now=NOW)
+        battery["title"] = "書き換え"
+        assert pinned_notices(web, Query(text="サンプル電機"), now=NOW)[0]["title"] != "書き換え"
+
+
+def test_the_search_api_pins_from_the_cache(app: Flask, library: Library) -> None:
+    # The heater notice has no valid_until, so this holds whatever today is.
+    clock = [1000.0]
+    app.extensions["notices"] = NoticeCache(clock=lambda: clock[0])
+    client = app.test_client()
+    for _ in range(3):
+        body = client.get("/api/v1/search?q=ヒーター 転倒").get_json()
+        assert [pinned["id"] for pinned in body["pinned"]] == ["heater"]
+    assert cache_of(app).loads == 1
+    library.ingest(HEATER | {"status": "retracted"}, author="test", summary="withdrawn")  # another process
+    clock[0] += FINGERPRINT_INTERVAL
+    assert client.get("/api/v1/search?q=ヒーター 転倒").get_json()["pinned"] == []
+
+
+def test_a_change_indexed_by_this_process_is_pinned_at_once(app: Flask) -> None:
+    """No waiting for FINGERPRINT_INTERVAL when the change went through this process's own library."""
+    web = get_library(app)
+    app.extensions["notices"] = NoticeCache(clock=lambda: 1000.0)  # time stands still
+    with app.app_context():
+        assert pinned(web, "パンや工房") == []
+        fresh = notice("toaster", title="トースターの回収", maker="パンや工房", product="カリッとトースター")
+        web.ingest(fresh, author="test", summary="new notice")
+        assert pinned(web, "パンや工房") == ["toaster"]

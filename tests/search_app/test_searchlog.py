@@ -14,6 +14,7 @@ from sqlalchemy import inspect, select, text
 from indexer.library import Library
 from indexer.search import Query, Results
 from indexer.store import SearchLogRow
+from indexer.store.searchlog import DEFAULT_RETENTION_DAYS, write_search_log
 from search_app import get_library
 from search_app.searchlog import flush_search_log, log_search, mask_personal_data, zero_result_queries
 
@@ -170,3 +171,15 @@ def test_api_zero_hit_searches_reach_the_report_before_their_batch_is_written(
         client.get("/api/v1/search", query_string={"q": q})
     with app.app_context():
         assert zero_result_queries(get_library(app)) == [("ぬぬぬぬ", 2)]
+
+
+def test_each_process_purges_expired_rows_after_its_first_write(make_app: Callable[..., Flask]) -> None:
+    # A safety net for installations that run no beat: rows past the retention period go with the first batch.
+    app = make_app(SEARCH_LOG_BATCH=1)
+    library = get_library(app)
+    old = {"query": "山田太郎", "filters": {}, "total": 0, "took_ms": 1.0, "relaxed": False}
+    write_search_log(library.store, [{**old, "at": datetime.now(UTC) - timedelta(days=DEFAULT_RETENTION_DAYS + 1)}])
+    recent = {**old, "query": "最近", "at": datetime.now(UTC) - timedelta(days=DEFAULT_RETENTION_DAYS - 1)}
+    write_search_log(library.store, [recent])
+    app.test_client().get("/api/v1/search?q=図書館")
+    assert [row.query for row in logged(app)] == ["最近", "図書館"]

@@ -106,11 +106,80 @@ def test_a_query_term_finds_the_document(analyzer, query, document, fields):
 
 def test_kana_query_is_one_term_read_as_a_whole(analyzer):
     assert analyzer.query_terms("こーぷ") == [
-        QueryTerm("こーぷ", ("こう", "ぷ"), ("こう", "ぷ"), ("コープ",), ("こー", "ーぷ"), kana=True)
+        QueryTerm(
+            "こーぷ",
+            ("こう", "ぷ"),
+            ("こう", "ぷ"),
+            ("コープ",),
+            ("こー", "ーぷ"),
+            kana=True,
+            r_splits=(("コー", "プ"),),
+        )
     ]
     (term,) = analyzer.query_terms("とうきょう")
     assert term.r == ("トウキョウ",) and term.kana
     assert contains(analyzer.analyze("東京").r, term.r)
+
+
+def reading_found(term: QueryTerm, doc: FieldTokens) -> bool:
+    """A kana term matches the document's readings: as a whole, or cut as the index cut them."""
+    return any(contains(doc.r, reading) for reading in (term.r, *term.r_splits))
+
+
+@pytest.mark.parametrize(
+    ("query", "document"),
+    [
+        # Sudachi cuts the kana (と しょ かん) otherwise than the index reads the units of 図書館 (トショ カン).
+        ("としょかん", "市立図書館の利用案内"),
+        ("こうみんかん", "みなと公民館で講座"),
+        ("ちゅうおうとしょかん", "中央図書館の開館時間"),
+        ("しやくしょ", "市役所の窓口"),
+        ("よぼうせっしゅ", "予防接種のお知らせ"),
+        ("ほいくえん", "保育園の入園"),
+        ("しょうぼうしょ", "消防署の見学"),
+        ("とうきょう", "東京都庁"),  # one unit, read as a whole as before
+    ],
+)
+def test_a_kana_compound_finds_its_kanji_by_reading(analyzer, query, document):
+    (term,) = analyzer.query_terms(query)
+    assert reading_found(term, analyzer.analyze(document))
+
+
+def test_the_whole_reading_alone_misses_a_compound(analyzer):
+    (term,) = analyzer.query_terms("としょかん")
+    assert term.r == ("トショカン",) and analyzer.analyze("図書館").r == ["トショ", "カン"]
+    assert ("トショ", "カン") in term.r_splits
+
+
+@pytest.mark.parametrize(
+    ("query", "document"),
+    [
+        ("としょかん", "図書の貸し出しと館内の案内"),  # both units, but not next to each other
+        ("としょかん", "館の図書"),  # the wrong order
+        ("しょかん", "市立図書館"),  # only part of a unit's reading
+        ("かんとしょ", "市立図書館"),
+    ],
+)
+def test_kana_compound_splits_stay_precise(analyzer, query, document):
+    (term,) = analyzer.query_terms(query)
+    assert not reading_found(term, analyzer.analyze(document))
+
+
+@pytest.mark.parametrize("query", ["かき", "ごみ", "こども", "とし", "し", "かん"])
+def test_short_kana_queries_have_no_splits(analyzer, query):
+    # Two morae or fewer: a split would be one-mora readings next to each other, which match by chance.
+    (term,) = analyzer.query_terms(query)
+    assert term.r_splits == ()
+
+
+def test_kana_splits_are_bounded(analyzer):
+    # A phrase or a sentence in kana: Sudachi finds its words, no split is tried.
+    (long,) = analyzer.query_terms("ちゅうおうとしょかんのかいかんじかん")
+    assert long.r_splits == ()
+    (term,) = analyzer.query_terms("しんじゅくくやくしょ")
+    assert 0 < len(term.r_splits) <= 16 and len(set(term.r_splits)) == len(term.r_splits)
+    assert all("".join(split) == term.r[0] and len(split) > 1 for split in term.r_splits)
+    assert all(not part.startswith(("ン", "ッ", "ー", "ョ")) for split in term.r_splits for part in split)
 
 
 def test_query_terms_drop_particles_auxiliaries_and_symbols(analyzer):

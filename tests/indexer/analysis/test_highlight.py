@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.analysis import make_snippet
-from indexer.analysis.highlight import FALLBACK_CHARS, TOKEN_CONTEXT
+from indexer.analysis.highlight import FALLBACK_CHARS, KANA_FALLBACK_CHARS, TOKEN_CONTEXT
 
 from .conftest import check_snippet, texts
 
@@ -26,6 +26,8 @@ TAIL = "後書きの文章が続きます。" * 10
         ("CO・OPの宅配", "こーぷ", "<mark>CO・OP</mark>の宅配"),  # by reading
         ("東京都庁の展望室", "都庁", "東京<mark>都庁</mark>の展望室"),
         ("東京都庁の展望室", "とうきょう", "<mark>東京</mark>都庁の展望室"),  # an A unit, by reading
+        ("ヌイグルミの回収", "ぬいぐるみ", "<mark>ヌイグルミ</mark>の回収"),  # the reading as a spelling
+        ("子どもの遊び場", "こども", "<mark>子ども</mark>の遊び場"),  # shares 子 with the normalized 子供
         ("東京都庁", "東京 都庁", "<mark>東京都庁</mark>"),  # adjacent marks merge
         (
             "ビールを飲んだ。",
@@ -106,6 +108,79 @@ def test_sudachi_sees_only_the_window(analyzer, monkeypatch):
     assert sum(tokenized) == FALLBACK_CHARS
     tokenized.clear()
     make_snippet(body, nothing_shared)  # nothing in common: no token can match
+    assert tokenized == []
+
+
+def test_kana_queries_tokenize_only_the_first_block(analyzer, monkeypatch):
+    """A hiragana word can be in kanji text only by reading: each hit without a substring match tokenizes,
+    so only the first block of its beginning is looked at."""
+    body = ("駅前の公民館で講座があります。" * 200)[:5000]
+    hiragana, katakana, tokyo = (
+        analyzer.query_terms(text) for text in ("としょかん", "ボランティア", "とうきょう")
+    )
+    tokenized: list[int] = []
+    tokenize = analyzer._tokenized
+
+    def counting(norm):
+        tokenized.append(len(norm))
+        return tokenize(norm)
+
+    monkeypatch.setattr(analyzer, "_tokenized", counting)
+    assert make_snippet(body, hiragana) == body[:120] + "…"
+    assert 0 < sum(tokenized) <= KANA_FALLBACK_CHARS < FALLBACK_CHARS
+    tokenized.clear()
+    assert make_snippet(body, katakana) == body[:120] + "…"
+    assert tokenized == []  # katakana sharing no character with the text: nothing to tokenize
+    tokenized.clear()
+    late = "前置きの文章です。" * 40 + "東京に行く。"
+    assert "<mark>東京</mark>" not in make_snippet(late, tokyo)  # past the first block
+    assert "<mark>東京</mark>" in make_snippet(late[-60:], tokyo)
+
+
+def test_a_result_page_learns_how_a_kana_term_is_spelled(analyzer, monkeypatch):
+    """The first text that shows としょかん as 図書館 teaches the spelling: the next texts find it as a substring,
+    without tokenizing, and mark it the same way."""
+    terms = analyzer.query_terms("としょかん")
+    first, second = "市立図書館の案内です。", "本日は中央図書館が休館です。"
+    tokenized: list[int] = []
+    tokenize = analyzer._tokenized
+
+    def counting(norm):
+        tokenized.append(len(norm))
+        return tokenize(norm)
+
+    monkeypatch.setattr(analyzer, "_tokenized", counting)
+    learned: dict[int, set[str]] = {}
+    assert make_snippet(first, terms, learned=learned) == "市立<mark>図書館</mark>の案内です。"
+    assert learned == {0: {"図書館"}} and tokenized
+    tokenized.clear()
+    assert make_snippet(second, terms, learned=learned) == "本日は中央<mark>図書館</mark>が休館です。"
+    assert tokenized == []
+    # Without the shared spellings the same snippet is made by tokenizing.
+    assert make_snippet(second, terms) == "本日は中央<mark>図書館</mark>が休館です。" and tokenized
+
+
+def test_a_window_is_not_tokenized_for_words_that_cannot_be_in_it(analyzer, monkeypatch):
+    # A record found by some of the words (a relaxed search): the others share no character with the window.
+    terms = analyzer.query_terms("図書館 野球")
+    plush = analyzer.query_terms("図書館 ぬいぐるみ")
+    tokenized: list[int] = []
+    tokenize = analyzer._tokenized
+
+    def counting(norm):
+        tokenized.append(len(norm))
+        return tokenize(norm)
+
+    monkeypatch.setattr(analyzer, "_tokenized", counting)
+    assert make_snippet("市立図書館の開館時間", terms) == "市立<mark>図書館</mark>の開館時間"
+    assert tokenized == []
+    assert make_snippet("市立図書館で野球の本", terms) == "市立<mark>図書館</mark>で<mark>野球</mark>の本"
+    assert tokenized == []  # both are substrings
+    make_snippet("市立図書館の球技", terms)  # 球 is shared: a variant of 野球 might be there
+    assert tokenized
+    tokenized.clear()
+    # A hiragana word of the dictionary needs a kanji of its normalized form (縫い包み) to be worth reading for.
+    assert make_snippet("市立図書館の開館時間", plush) == "市立<mark>図書館</mark>の開館時間"
     assert tokenized == []
 
 

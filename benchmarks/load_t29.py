@@ -1,0 +1,343 @@
+"""T29: a bounded loopback load of the public API, with latency percentiles, errors and the workers' memory.
+
+    .venv/bin/python benchmarks/load_t29.py                              # 3,000 records, 50 users, 60 s
+    .venv/bin/python benchmarks/load_t29.py --records 20000 --seconds 600  # RELIABILITY T29's 10-minute run
+    .venv/bin/python benchmarks/load_t29.py --data-dir /tmp/lib --records 5000   # built once, reused
+
+gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py, 2 workers by
+default) on a free loopback port, as benchmarks/api_load.py starts it: no access log, no worker recycling (so the
+workers' memory can be followed), and **no rate limit**: the public search allows 60 requests a minute per
+address (Flask-Limiter), and every simulated user here shares 127.0.0.1, so LIBRARY_FLASK_RATELIMIT_ENABLED=false
+is set for the server.
+
+The data directory (SQLite + tantivy) holds the demo records plus `--records` articles of the livedoor corpus
+as `page` records (benchmarks/profile_search.py builds it); it is built when empty and reused otherwise.
+
+`--users` simulated users (threads, each with its own kept-alive connection) loop for `--seconds`: a search
+(60 %: realistic citizen queries with filters, sorting and paging, benchmarks/api_load.py), a record's detail
+(25 %: ids from the searches) or suggestions as someone types (15 %), then a think time drawn from
+`--think MIN MAX` seconds. Everything stops by itself at the deadline; requests time out after 10 s.
+
+Printed: requests, throughput, error rate, p50/p95/p99 per kind and overall, and each worker's resident memory
+after the warm-up and at the end (T29: at most 10 % growth). T29's targets (p95 <= 300 ms, p99 <= 1 s, errors <
+0.1 %) are shown next to the figures, never asserted: the machine is shared. The database pool's statistics live
+inside the worker processes and are not reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.api_load import (  # after the path: the scripts run from the checkout
+    HOST,
+    QUERIES,
+    free_port,
+    percentile,
+    rss_mib,
+    start_gunicorn,
+    wait_until_ready,
+    worker_pids,
+)
+
+REQUEST_TIMEOUT_S = 10.0
+# What people type into the box, a few characters at a time, kana included.
+TYPED = ["と", "とし", "としょ", "図書", "図書館", "リコ", "リコール", "こう", "こうみ", "ごみ", "子育", "ぼうさい",
+         "モバイル", "アレル", "ボラン", "sb-", "夏祭"]  # fmt: skip
+MIX = (("search", 0.60), ("detail", 0.25), ("suggest", 0.15))
+WARMUP_ROUNDS = 3
+WARM_FRACTION = 0.8  # a worker under this share of the largest one's memory has not loaded everything yet
+TARGET_P95_MS, TARGET_P99_MS, TARGET_ERRORS, TARGET_RSS_GROWTH = 300.0, 1000.0, 0.001, 0.10
+
+
+@dataclass
+class Tally:
+    """What one user saw: latencies per kind of request, and errors (a status other than 200, or no answer)."""
+
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    error_samples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    records: int
+    users: int
+    seconds: float
+    requests: int
+    errors: int
+    latencies_ms: dict[str, list[float]]
+    rss_start_mib: list[float]
+    rss_end_mib: list[float]
+    error_samples: list[str]
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def rss_growth(self) -> float:
+        """The largest growth of one worker's resident memory over the run, as a fraction."""
+        pairs = zip(self.rss_start_mib, self.rss_end_mib, strict=True)
+        return max(((end - start) / start for start, end in pairs if start), default=0.0)
+
+    def all_latencies(self) -> list[float]:
+        return [value for values in self.latencies_ms.values() for value in values]
+
+
+# --- the simulated users ------------------------------------------------------------------------------------
+
+
+def _paths(kind: str, rng: random.Random, record_ids: list[str]) -> str:
+    if kind == "search":
+        return "/api/v1/search?" + urlencode(rng.choice(QUERIES))
+    if kind == "detail":
+        return f"/api/v1/records/{rng.choice(record_ids)}"
+    return "/api/v1/suggest?" + urlencode({"q": rng.choice(TYPED)})
+
+
+def _user(
+    port: int,
+    deadline: float,
+    seed: int,
+    think: tuple[float, float],
+    ids: list[str],
+    tally: Tally,
+    keep: bool,
+) -> None:
+    rng = random.Random(seed)
+    kinds, weights = zip(*MIX, strict=True)
+    connection: http.client.HTTPConnection | None = None
+    while time.monotonic() < deadline:
+        kind = rng.choices(kinds, weights)[0]
+        path = _paths(kind, rng, ids)
+        started = time.perf_counter()
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_S)
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+            if not keep or response.getheader("Connection", "").lower() == "close":
+                connection.close()
+                connection = None
+        except (OSError, http.client.HTTPException) as exc:
+            if connection is not None:
+                connection.close()
+            connection = None
+            status = 0
+            if len(tally.error_samples) < 5:
+                tally.error_samples.append(f"{path}: {type(exc).__name__}: {exc}")
+        tally.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            tally.errors[kind] += 1
+            if status and len(tally.error_samples) < 5:
+                tally.error_samples.append(f"{path}: HTTP {status}")
+        pause = rng.uniform(*think)
+        if pause > 0:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+    if connection is not None:
+        connection.close()
+
+
+def drive(
+    port: int,
+    users: int,
+    seconds: float,
+    think: tuple[float, float],
+    ids: list[str],
+    seed: int,
+    keep: bool = True,
+) -> Tally:
+    """`users` threads for `seconds` (`keep`: each on one kept-alive connection); their merged tallies."""
+    deadline = time.monotonic() + seconds
+    tallies = [Tally() for _ in range(users)]
+    threads = [
+        threading.Thread(
+            target=_user, args=(port, deadline, seed * 1000 + i, think, ids, tallies[i], keep), daemon=True
+        )
+        for i in range(users)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + REQUEST_TIMEOUT_S + 5)
+    total = Tally()
+    for tally in tallies:
+        for kind, values in tally.latencies_ms.items():
+            total.latencies_ms[kind].extend(values)
+        for kind, count in tally.errors.items():
+            total.errors[kind] += count
+        total.error_samples.extend(tally.error_samples[: 5 - len(total.error_samples)])
+    return total
+
+
+def _get_json(port: int, path: str) -> dict[str, object]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_S)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise SystemExit(f"{path} answered {response.status}: {body[:300]!r}")
+        return json.loads(body)
+    finally:
+        connection.close()
+
+
+def record_ids(port: int) -> tuple[int, list[str]]:
+    """The number of records, and ids for the detail requests (the newest records and some search hits)."""
+    newest = _get_json(port, "/api/v1/search?size=100&sort=newest")
+    ids = [hit["id"] for hit in newest["hits"]]  # type: ignore[index]
+    for query in ({"q": "図書館"}, {"q": "リコール"}, {"kind": "notice"}):
+        found = _get_json(port, "/api/v1/search?" + urlencode({**query, "size": 20}))
+        ids += [hit["id"] for hit in found["hits"]]  # type: ignore[index]
+    return int(newest["total"]), sorted(set(ids))  # type: ignore[call-overload]
+
+
+def stop_now(server: subprocess.Popen[bytes]) -> None:
+    """Gunicorn's quick shutdown (SIGQUIT): the figures are taken, nothing is left to finish gracefully."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGQUIT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def run_load(
+    data_dir: Path,
+    *,
+    users: int = 50,
+    seconds: float = 60.0,
+    warmup: float = 10.0,
+    think: tuple[float, float] = (0.5, 1.5),
+    workers: int = 2,
+    seed: int = 29,
+) -> Report:
+    """Start gunicorn over `data_dir`, warm every worker, run the load, stop the server; the figures."""
+    port = free_port()
+    server = start_gunicorn(data_dir, port, workers)
+    try:
+        wait_until_ready(server, port)
+        records, ids = record_ids(port)
+        # Each worker loads the Sudachi dictionary and fills its caches on its first requests: the memory to
+        # follow is a warm worker's. A connection per request spreads the warm-up over the workers, which is
+        # repeated (up to WARMUP_ROUNDS times) while one worker is still far smaller than the largest.
+        pids = worker_pids(server.pid)
+        for _ in range(WARMUP_ROUNDS):
+            drive(port, max(workers * 4, 8), warmup, (0.0, 0.0), ids, seed=0, keep=False)
+            rss_start = [rss_mib(pid) for pid in pids]
+            if min(rss_start) >= WARM_FRACTION * max(rss_start):
+                break
+        tally = drive(port, users, seconds, think, ids, seed)
+        rss_end = [rss_mib(pid) for pid in pids]
+    finally:
+        stop_now(server)
+    requests = sum(len(values) for values in tally.latencies_ms.values())
+    return Report(
+        records=records,
+        users=users,
+        seconds=seconds,
+        requests=requests,
+        errors=sum(tally.errors.values()),
+        latencies_ms=dict(tally.latencies_ms),
+        rss_start_mib=rss_start,
+        rss_end_mib=rss_end,
+        error_samples=tally.error_samples,
+    )
+
+
+# --- the script -------------------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def print_report(report: Report) -> None:
+    print(f"load_t29: {report.records:,} records, {report.users} users, {report.seconds:.0f} s, loopback")
+    print(f"  {'requests':<10} {report.requests:>8,}  ({report.requests / report.seconds:,.1f}/s)")
+    print(f"  {'kind':<10} {'count':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    rows = [*sorted(report.latencies_ms.items()), ("all", report.all_latencies())]
+    for kind, values in rows:
+        if values:
+            p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+            print(f"  {kind:<10} {len(values):>8,} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f}")
+    every = report.all_latencies()
+    p95, p99 = (percentile(every, q) for q in (95, 99)) if every else (0.0, 0.0)
+    print(f"  p95 {p95:.0f} ms ({_verdict(p95 <= TARGET_P95_MS)} <= {TARGET_P95_MS:.0f}); "
+          f"p99 {p99:.0f} ms ({_verdict(p99 <= TARGET_P99_MS)} <= {TARGET_P99_MS:.0f})")  # fmt: skip
+    print(f"  errors {report.errors:,} = {report.error_rate:.3%} ({_verdict(report.error_rate < TARGET_ERRORS)} "
+          f"< {TARGET_ERRORS:.1%})")  # fmt: skip
+    for sample in report.error_samples:
+        print(f"    e.g. {sample}")
+    shown = ", ".join(
+        f"{a:.0f} → {b:.0f}" for a, b in zip(report.rss_start_mib, report.rss_end_mib, strict=True)
+    )
+    print(f"  worker RSS MiB (after warm-up → end): {shown}; largest growth {report.rss_growth:+.1%} "
+          f"({_verdict(report.rss_growth <= TARGET_RSS_GROWTH)} <= {TARGET_RSS_GROWTH:.0%})")  # fmt: skip
+    print("  database pool: not measured (it lives inside the workers)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir", type=Path, help="built when empty, reused otherwise (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--records", type=int, default=3000, help="livedoor articles besides the demo records"
+    )
+    parser.add_argument("--users", type=int, default=50, help="concurrent simulated users (default 50)")
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="length of the measured load (default 60)"
+    )
+    parser.add_argument("--warmup", type=float, default=10.0, help="unmeasured load first (default 10 s)")
+    parser.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), metavar=("MIN", "MAX"),
+                        help="seconds a user waits between requests (default 0.5 1.5)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    args = parser.parse_args()
+
+    from benchmarks.profile_search import build
+
+    temporary = args.data_dir is None
+    data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="load-t29-"))).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if not (data_dir / "library.db").exists():
+            print(f"building {data_dir} (demo + {args.records:,} records)", file=sys.stderr, flush=True)
+            build(data_dir, args.records)
+        report = run_load(
+            data_dir,
+            users=args.users,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            think=tuple(args.think),  # type: ignore[arg-type]
+            workers=args.workers,
+        )
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    print_report(report)
+
+
+if __name__ == "__main__":
+    main()
