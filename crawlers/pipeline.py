@@ -22,7 +22,8 @@ Exactly once, whatever happens to the process:
 
 Errors of one unit (fetch, parse, validation) are recorded on the run, bounded to ``MAX_ERRORS``; the crawl
 goes on (T13). Web runs follow links breadth-first within the source's ``WebScope``; feed, opendata and
-upload sources have one unit, re-done whole when a run is interrupted.
+upload sources have one unit, re-done whole when a run is interrupted. Upload sources follow the upload
+policy of ``crawlers.uploads`` (one record namespace, own-copy URLs, per-line errors).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import os
 import secrets
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,7 @@ from crawlers.parse.opendata import parse_opendata_csv
 from crawlers.parse.upload import parse_upload
 from crawlers.policy import FetchPolicy
 from crawlers.sources import WebScope
+from crawlers.uploads import UPLOAD_TAG, own_copy_key, own_copy_url
 from indexer.ingest import IngestConflict, IngestOutcome, ingest_record
 from indexer.library import Library
 from indexer.store import (
@@ -77,7 +79,6 @@ DRAIN_EVERY = 100  # records stored between two drains of the outbox
 INGEST_BATCH = 500  # drafts of one file per transaction, so a big CSV never holds SQLite's write lock long
 MAX_EXTERNAL_ID = 500  # the record schema's limit for a line
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-CRAWL_DELAY_ENV = "LIBRARY_CRAWL_DELAY"
 
 Progress = Callable[["Counts", int], None]  # counts so far, units still queued
 
@@ -96,23 +97,6 @@ class SourceBusy(RuntimeError):
 
 class LeaseLost(RuntimeError):
     """Another worker took the run over (this one was presumed dead); this one must stop writing."""
-
-
-def crawl_policy(environ: Mapping[str, str] | None = None) -> FetchPolicy:
-    """``FetchPolicy.from_env`` plus ``LIBRARY_CRAWL_DELAY``: seconds between two requests to one host
-    (scrapy's DOWNLOAD_DELAY; FetchPolicy's polite default when unset; a robots.txt Crawl-delay wins if
-    larger). Only a crawl of one's own local server (tests, benchmarks) should set it to 0."""
-    env = os.environ if environ is None else environ
-    raw = env.get(CRAWL_DELAY_ENV, "").strip()
-    if not raw:
-        return FetchPolicy.from_env(env)
-    try:
-        delay = float(raw)
-    except ValueError:
-        delay = -1.0
-    if not delay >= 0:
-        raise ValueError(f"{CRAWL_DELAY_ENV}={raw!r}: 0 以上の秒数を指定してください")
-    return FetchPolicy.from_env(env, delay=delay)
 
 
 @dataclass
@@ -316,7 +300,9 @@ class _Crawler:
         self.source = run.source
         self.fetcher = fetcher
         self.progress = progress
-        self.tag = f"source:{self.source.id}"
+        self.upload = self.source.kind == SourceKind.UPLOAD
+        # Uploads share one tag, so a record is found again whichever upload brings it (crawlers.uploads).
+        self.tag = UPLOAD_TAG if self.upload else f"source:{self.source.id}"
         self.author = f"crawler:{self.source.id}"
         self.summary_text = f"{self.source.name} の取得（実行 {run.id}）"
         self.scope = WebScope.of(self.source) if self.source.kind == SourceKind.WEB else None
@@ -458,7 +444,7 @@ class _Crawler:
         try:
             drafts, result = self._drafts(unit)
         except (FetchError, ParseError, OSError) as exc:
-            self.run.add_error(unit.url, exc)
+            self.run.add_error(self._label(unit), exc)
             return self._close_alone(unit, UnitState.FAILED)
         state = self._state(unit, result) if result is not None else None
         if drafts is None:  # 304: the feed or CSV did not change
@@ -467,7 +453,7 @@ class _Crawler:
         for number, batch in enumerate(batches, start=1):
             with self.store.session() as session:
                 for draft in batch:
-                    self._ingest(session, self._record(draft), unit.url)
+                    self._ingest(session, self._record(draft), self._label(unit))
                 if number < len(batches):
                     self.run.fence(session)
                 else:
@@ -504,13 +490,36 @@ class _Crawler:
                 except ParseError as exc:  # one entry without a link; the others are read
                     self.run.add_error(unit.url, exc)
         elif kind == SourceKind.OPENDATA:
-            parsed = parse_opendata_csv(content, dataset=self.source.options.get("dataset"))
+            parsed = parse_opendata_csv(content, dataset=self.source.options.get("dataset"),
+                                        organizer=self.source.organization or self.source.name)
             for row_error in parsed.errors:
                 self.run.add_error(unit.url, ParseError(str(row_error)))
             drafts = parsed.drafts
         else:
-            drafts = parse_upload(Path(unit.url).name, content)
+            drafts = self._upload_drafts(content)
         return drafts, result
+
+    def _upload_drafts(self, content: bytes) -> list[dict[str, Any]]:
+        """An uploaded file's drafts under the upload policy (crawlers.uploads); each record left out is an
+        error on the run, named by the file's display name and its line."""
+        options = self.source.options
+        kind = options.get("kind") or "page"
+        digest = hashlib.sha256(content).hexdigest()
+        own_url = own_copy_url(options["public_url"], kind, digest) if options.get("public_url") else None
+        # The stored file's extension is its checked type; a file source added by path keeps its own name.
+        name = f"upload.{options['type']}" if options.get("type") else Path(self.source.location).name
+        parsed = parse_upload(name, content, url=options.get("url"), kind=kind,
+                              organizer=self.source.organization or self.source.name, fallback_url=own_url)
+        for problem in parsed.errors:
+            self.run.add_error(self.source.name, ParseError(problem))
+        for draft in parsed.drafts:
+            if own_url is not None and draft.get("url") == own_url:
+                draft["external_id"] = own_copy_key(digest)  # the key own_copy_url derived the record id from
+        return parsed.drafts
+
+    def _label(self, unit: _Unit) -> str:
+        """How errors name the unit: an upload by the name it was uploaded under, never its stored path."""
+        return self.source.name if self.upload else unit.url
 
     def _read_file(self, path: Path) -> bytes:
         cap = self.fetcher.policy.size_cap(mimetypes.guess_type(path.name)[0])
@@ -556,10 +565,13 @@ def crawl(library: Library, source_id: int, *, fetcher: SafeFetcher | None = Non
     """Run (or resume) a crawl of one source. Raises SourceNotFound, or SourceBusy when a run is alive."""
     with library.store.session() as session:
         run = _claim(session, source_id)
-    crawler = _Crawler(library, run, fetcher or SafeFetcher(crawl_policy()), progress)
+    crawler = _Crawler(library, run, fetcher or SafeFetcher(FetchPolicy.from_env()), progress)
     return crawler.crawl()
 
 
 def enabled_source_ids(library: Library) -> list[int]:
+    """The sources `library crawl --all` reads: enabled ones, uploads aside (a file is read when it is
+    uploaded; reading every uploaded file again would change nothing)."""
     with library.store.session(readonly=True) as session:
-        return list(session.scalars(select(SourceRow.id).where(SourceRow.enabled).order_by(SourceRow.id)))
+        return list(session.scalars(select(SourceRow.id).where(
+            SourceRow.enabled, SourceRow.kind != SourceKind.UPLOAD.value).order_by(SourceRow.id)))

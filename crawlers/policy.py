@@ -1,6 +1,7 @@
 """Fetch settings, declared once with their defaults (DESIGN §10, RELIABILITY T10–T14).
 
-Read from the environment by ``FetchPolicy.from_env``; tests build a policy directly with small limits.
+Read from the environment by ``FetchPolicy.from_env`` (``LIBRARY_CRAWL_ALLOW_HOSTS``,
+``LIBRARY_CRAWL_CONTACT_URL``, ``LIBRARY_CRAWL_DELAY``); tests build a policy directly with small limits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ MIB = 1024 * 1024
 BOT_NAME = "SocialLibraryBot"
 BOT_VERSION = "0.1"
 DEFAULT_CONTACT_URL = "https://example.invalid/bot"
+CRAWL_DELAY_ENV = "LIBRARY_CRAWL_DELAY"
 
 # Decoded-body caps by media type (RELIABILITY T13, proposed values).
 DEFAULT_SIZE_CAPS: Mapping[str, int] = MappingProxyType({
@@ -59,10 +61,18 @@ class FetchPolicy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> FetchPolicy:
+        """The policy the environment asks for; ``overrides`` win. Raises ValueError (Japanese) on a bad value.
+
+        ``LIBRARY_CRAWL_DELAY`` is the seconds between two requests to one host (scrapy's DOWNLOAD_DELAY);
+        unset, the polite default above. Only a crawl of one's own local server (tests, benchmarks) should
+        set it to 0.
+        """
         env = os.environ if environ is None else environ
         settings: dict[str, object] = {"allow": AllowList.parse(env.get("LIBRARY_CRAWL_ALLOW_HOSTS", ""))}
         if contact := env.get("LIBRARY_CRAWL_CONTACT_URL", "").strip():
             settings["contact_url"] = contact
+        if raw_delay := env.get(CRAWL_DELAY_ENV, "").strip():
+            settings["delay"] = _seconds(CRAWL_DELAY_ENV, raw_delay)
         return cls(**(settings | overrides))
 
     @property
@@ -72,3 +82,13 @@ class FetchPolicy:
     def size_cap(self, content_type: str | None) -> int:
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         return self.size_caps.get(media_type, self.default_size_cap)
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise ValueError(f"{name}={raw!r}: 0 以上の秒数を指定してください")
+    return value

@@ -233,6 +233,8 @@ class NoticeRecord(RecordBase):
     urgent: bool = False
     valid_until: JstDatetime | None = None
     contact: OptionalParagraph = None
+    reported_by: Annotated[list[Line], AfterValidator(_nonblank_unique)] = []
+    """Shops that reported this notice (also reported by): the same recall from several shops is one notice."""
 
 
 class ProductRecord(RecordBase):

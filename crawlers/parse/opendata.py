@@ -17,6 +17,7 @@ parse. Only a file that cannot be read as a dataset at all raises ``ParseError``
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -88,15 +89,19 @@ class OpenDataResult:
     """The ``#key,value`` lines before the data, e.g. ``attribution_name`` and ``license``."""
 
 
-def parse_opendata_csv(content: bytes, *, dataset: str | None = None) -> OpenDataResult:
+def parse_opendata_csv(content: bytes, *, dataset: str | None = None, organizer: str | None = None) -> OpenDataResult:
+    """Drafts and per-row errors of a CSV. ``organizer``: the organizer of events whose rows name none (an
+    event schedule without an organizer column, e.g. a convention calendar); the pipeline passes the
+    source's organization or name."""
     decoded = decode_document(content, None, "csv")
     records = _records(decoded.text)
     metadata, header, header_line = _header(records)
     columns = [_canonical_column(name) for name in header]
     chosen = _dataset(dataset) if dataset else _detect(columns, header)
     kind = "program" if chosen is Dataset.EVENT else "facility"
-    _check_required(chosen, columns, metadata)
-    build = _program if kind == "program" else _facility
+    organizer = (organizer or "").strip()
+    _check_required(chosen, columns, metadata, has_default_organizer=bool(organizer))
+    build = functools.partial(_program, organizer=organizer) if kind == "program" else _facility
     drafts: list[dict] = []
     errors: list[RowError] = []
     seen_ids: dict[str, int] = {}
@@ -203,6 +208,8 @@ _DATASET_NAMES = {
     "イベント": Dataset.EVENT,
 }
 
+# A date announced only roughly: a month, a part of a month, "頃", "予定", "未定" (convention calendars).
+_VAGUE_DATE = re.compile(r"頃|ごろ|予定|未定|調整中|上旬|中旬|下旬|^\s*\d{4}\s*年\s*\d{1,2}\s*月\s*$")
 _ORGANIZER_COLUMNS = ("主催者", "市区町村名", "地方公共団体名", "団体名")
 _TAG_COLUMNS = (
     "カテゴリー", "イベントジャンル", "キーワード", "タグ", "区分1", "区分2", "タグ1", "タグ2", "タグ3",
@@ -301,14 +308,17 @@ def _detect(columns: list[str], header: list[str]) -> Dataset:
     raise UnknownDataset(f"見出し（{shown} …）から自治体標準オープンデータセットの種類を判別できません")
 
 
-def _check_required(dataset: Dataset, columns: list[str], metadata: dict[str, str]) -> None:
+def _check_required(dataset: Dataset, columns: list[str], metadata: dict[str, str], *,
+                    has_default_organizer: bool) -> None:
     present = set(columns)
     title = "イベント名" if dataset is Dataset.EVENT else "名称"
     if title not in present:
         raise ParseError(f"{dataset.value}に「{title}」の列がありません")
-    if dataset is Dataset.EVENT and not (present & set(_ORGANIZER_COLUMNS) or "attribution_name" in metadata):
+    has_organizer = present & set(_ORGANIZER_COLUMNS) or "attribution_name" in metadata or has_default_organizer
+    if dataset is Dataset.EVENT and not has_organizer:
         columns = "・".join(_ORGANIZER_COLUMNS)
-        raise ParseError(f"{dataset.value}に主催者の列（{columns}のいずれか）がありません")
+        raise ParseError(f"{dataset.value}に主催者の列（{columns}のいずれか）がありません"
+                         "（取得元に組織名を指定すると、それを主催者にします）")
 
 
 @dataclass(frozen=True)
@@ -334,15 +344,16 @@ class _Row:
         return [value for column in columns for value in self.values.get(column, ()) if value]
 
 
-def _program(row: _Row, dataset: Dataset, metadata: dict[str, str]) -> dict:
+def _program(row: _Row, dataset: Dataset, metadata: dict[str, str], *, organizer: str = "") -> dict:
     title = row.get("イベント名")
     if not title:
         raise _RowProblem("イベント名が空です")
     organization = _organization(row, metadata)
-    organizer = row.get("主催者") or organization or row.get("団体名")
+    organizer = row.get("主催者") or organization or row.get("団体名") or organizer
     if not organizer:
         raise _RowProblem("主催者（または市区町村名・団体名）が空です")
-    start_day, end_day = _day(row, "開始日"), _day(row, "終了日")
+    start_day, vague_start = _day_or_vague(row, "開始日")
+    end_day, vague_end = _day_or_vague(row, "終了日")
     start_time, end_time = _time(row, "開始時間"), _time(row, "終了時間")
     if start_time == end_time == timedelta():
         start_time = end_time = None  # 0:00–0:00 is what a spreadsheet writes for empty time cells
@@ -355,7 +366,7 @@ def _program(row: _Row, dataset: Dataset, metadata: dict[str, str]) -> dict:
     draft = {
         "kind": "program",
         "title": _line(title),
-        "body": _body(row, ("概要", "説明"), _EVENT_EXTRAS),
+        "body": _body(row, ("概要", "説明"), _EVENT_EXTRAS, _vague_dates(vague_start, vague_end)),
         "organizer": _line(organizer),
         "starts_at": starts_at,
         "ends_at": ends_at,
@@ -411,6 +422,24 @@ def _finished(draft: dict) -> dict:
         for key, value in draft.items()
         if value not in (None, "", [])
     }
+
+
+def _day_or_vague(row: _Row, column: str) -> tuple[date | None, str | None]:
+    """A date, or the text of a date announced only roughly ("2026年6月頃開催予定", "10月下旬"): the event
+    is kept, undated, with that text in its body. Any other unreadable date is the row's error."""
+    try:
+        return _day(row, column), None
+    except _RowProblem:
+        value = row.get(column)
+        if _VAGUE_DATE.search(value):
+            return None, value
+        raise
+
+
+def _vague_dates(start: str | None, end: str | None) -> tuple[str, ...]:
+    if start and end:
+        return (f"日時: {start}〜{end}",)
+    return (f"日時: {start or end}",) if start or end else ()
 
 
 def _day(row: _Row, column: str) -> date | None:
@@ -492,9 +521,10 @@ def _check_unique(draft: dict, seen: dict[str, int], number: int) -> None:
         raise _RowProblem(f"ID「{draft['external_id']}」が {first} 件目と重複しています")
 
 
-def _body(row: _Row, main: tuple[str, ...], extras: tuple[tuple[str, str], ...]) -> str:
+def _body(row: _Row, main: tuple[str, ...], extras: tuple[tuple[str, str], ...], more: tuple[str, ...] = ()) -> str:
     parts = list(dict.fromkeys(row.all(*main)))
     parts += [f"{label}: {value}" for column, label in extras if (value := row.get(column))]
+    parts += more
     return clip(tidy("\n".join(parts)), BODY_MAX)
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -370,23 +371,17 @@ def test_crawl_all_from_the_cli_goes_on_after_a_failing_source(site: Site, make_
     for args in (["feed", dead.url("/feed"), "--provenance", "npo"],
                  ["web", site.url(), "--provenance", "government", "--depth", "1"]):
         assert runner.invoke(main, ["sources", "add", *args]).exit_code == 0
+    faq = data_dir.parent / "faq.json"
+    faq.write_text('[{"kind": "faq", "title": "ごみの日は？"}]', encoding="utf-8")
+    assert runner.invoke(main, ["import", str(faq), "--provenance", "npo"]).exit_code == 0  # upload source 3
     result = runner.invoke(main, ["crawl", "--all"])
     assert result.exit_code == 1
+    assert "取得元 3" not in result.output  # an upload is read when it is uploaded, not by --all
     assert "取得元 1: 取得 0・新規 0・更新 0・変更なし 0・失敗 1" in result.output
     assert "取得元 2: 取得 6・新規 6・更新 0・変更なし 0・失敗 1" in result.output
     listed = runner.invoke(main, ["sources", "list"]).output
     assert "failed" in listed and "finished" in listed
     assert runner.invoke(main, ["crawl"]).exit_code == 2  # SOURCE_ID or --all
-
-
-def test_the_crawl_delay_setting() -> None:
-    from crawlers.pipeline import crawl_policy
-
-    assert crawl_policy({}).delay == 1.0
-    assert crawl_policy({"LIBRARY_CRAWL_DELAY": "2.5"}).delay == 2.5
-    with pytest.raises(ValueError, match="LIBRARY_CRAWL_DELAY"):
-        crawl_policy({"LIBRARY_CRAWL_DELAY": "-1"})
-
 
 
 EVENTS_CSV = (
@@ -423,6 +418,32 @@ def test_an_opendata_csv_by_url_and_by_file(library: Library, make_server, make_
     assert_index_matches_store(library)
 
 
+def _corpus_dir() -> Path:
+    """../shared/corpus beside the checkout, else the workspace's (a CI clone may live elsewhere), or an override."""
+    candidates = [os.environ.get("LIBRARY_TEST_CORPUS_DIR"), Path(__file__).resolve().parents[3] / "shared" / "corpus",
+                  "/work/shared/corpus"]
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), Path(str(candidates[1])))
+
+
+FUKUI = _corpus_dir() / "opendata" / "fukui_convention_events_utf8bom.csv"
+
+
+@pytest.mark.skipif(not FUKUI.is_file(), reason=f"the open-data corpus file is not at {FUKUI}")
+def test_an_event_csv_without_organizer_column_takes_the_source_name(library: Library, make_fetcher) -> None:
+    source = add_source(library.store, "opendata", [str(FUKUI)], provenance="government",
+                        name="ふくいコンベンション予定")
+    summary = crawl(library, source.id, fetcher=make_fetcher())
+    assert counts(summary) == (1, 149, 0, 0, 0, 0)  # 12 of them undated: announced as "2026年6月頃" only
+    assert summary.status == "finished"
+    with_organization = add_source(library.store, "opendata", [str(FUKUI)], provenance="government",
+                                   organization="福井県観光連盟")
+    crawl(library, with_organization.id, fetcher=make_fetcher())
+    with library.store.session(readonly=True) as session:
+        organizers = Counter((row.source, row.data["organizer"]) for row in session.scalars(select(RecordRow)))
+    assert organizers == {(f"source:{source.id}", "ふくいコンベンション予定"): 149,
+                          (f"source:{with_organization.id}", "福井県観光連盟"): 149}
+
+
 def test_an_upload_source_never_takes_over_another_record(library: Library, make_fetcher, tmp_path: Path) -> None:
     library.ingest({"id": "precious", "kind": "faq", "title": "大切な記録", "provenance": "government"},
                    author="editor", summary="s")
@@ -435,5 +456,5 @@ def test_an_upload_source_never_takes_over_another_record(library: Library, make
     assert counts(crawl(library, source.id, fetcher=make_fetcher())) == (1, 0, 0, 2, 0, 0)  # keyed by content
     assert library.get_record("precious").data["title"] == "大切な記録"
     with library.store.session(readonly=True) as session:
-        uploaded = session.scalars(select(RecordRow).where(RecordRow.source == f"source:{source.id}")).all()
+        uploaded = session.scalars(select(RecordRow).where(RecordRow.source == "upload")).all()  # one namespace
     assert sorted((row.title, row.data["provenance"]) for row in uploaded) == [("上書き？", "npo"), ("粗大ごみは？", "npo")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,15 @@ from crawlers.parse.opendata import (
     parse_opendata_csv,
 )
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "opendata"
+
+def _corpus_dir() -> Path:
+    """../shared/corpus beside the checkout, else the workspace's (a CI clone may live elsewhere), or an override."""
+    candidates = [os.environ.get("LIBRARY_TEST_CORPUS_DIR"), Path(__file__).resolve().parents[4] / "shared" / "corpus",
+                  "/work/shared/corpus"]
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), Path(str(candidates[1])))
+
+
+CORPUS = _corpus_dir() / "opendata"
 
 # file: (dataset, drafts, errors, encoding). Rows are CSV records after the header and any "#" lines; the
 # "#LINK" files have two more "#" lines after "#property" than SOURCE.md's row counts leave out.
@@ -35,6 +44,7 @@ EXPECTED = {
     "hamamatsu_event_en_headers_utf8bom.csv": (Dataset.EVENT, 2158, 1, "utf-8"),
     "reconstructed/yaizu_event_excerpt_from_index_utf8.csv": (Dataset.EVENT, 9, 0, "utf-8"),
 }
+# Importable with an organizer given (the source's organization or name): see the test below.
 NOT_IMPORTABLE = {"fukui_convention_events_utf8bom.csv": "主催者の列"}
 
 needs_corpus = pytest.mark.skipif(
@@ -80,6 +90,52 @@ def test_corpus_file_counts_and_kinds(name, assert_valid):
 def test_corpus_files_that_cannot_be_imported_say_why(name):
     with pytest.raises(ParseError, match=NOT_IMPORTABLE[name]):
         parsed(name)
+
+
+@needs_corpus
+def test_an_event_schedule_without_organizer_column_takes_the_given_organizer(assert_valid):
+    name = "fukui_convention_events_utf8bom.csv"
+    result = parse_opendata_csv((CORPUS / name).read_bytes(), organizer="ふくい観光コンベンション")
+    assert (result.dataset, len(result.drafts), result.errors) == (Dataset.EVENT, 149, [])
+    # 12 rows give only a month ("2026年6月頃開催予定"): kept undated, with the announced text in the body.
+    undated = [draft for draft in result.drafts if "starts_at" not in draft]
+    assert len(undated) == 12
+    assert undated[0]["body"] == "日時: 2026年6月頃開催予定"
+    assert {draft["organizer"] for draft in result.drafts} == {"ふくい観光コンベンション"}
+    first = result.drafts[0]
+    assert first["title"] == "第144回中部日本整形外科災害外科学会・学術集会"
+    assert first["starts_at"] == "2025-04-03T00:00:00+09:00"
+    assert first["place"].startswith("フェニックス・プラザ")
+    for draft in result.drafts:
+        assert_valid(draft)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "body"),
+    [("2026年6月頃開催予定", "", "日時: 2026年6月頃開催予定"), ("2026年10月", "", "日時: 2026年10月"),
+     ("10月下旬", "11月上旬", "日時: 10月下旬〜11月上旬"), ("未定", "", "日時: 未定")],
+)
+def test_a_roughly_announced_date_keeps_the_event_undated(start, end, body, assert_valid):
+    csv_text = f"イベント名,開始日,終了日,主催者\n大会,{start},{end},協会\n"
+    [draft] = parse_opendata_csv(csv_text.encode()).drafts
+    assert ("starts_at" in draft, "ends_at" in draft, draft["body"]) == (False, False, body)
+    assert_valid(draft)
+
+
+@pytest.mark.parametrize("start", ["来週の日曜", "2026-02-30", "31/31/2026"])
+def test_any_other_unreadable_date_is_the_rows_error(start):
+    result = parse_opendata_csv(f"イベント名,開始日,主催者\n大会,{start},協会\n".encode())
+    assert result.drafts == [] and "開始日" in result.errors[0].message
+
+
+def test_a_row_organizer_wins_over_the_given_one():
+    csv_text = "イベント名,開始日,主催者\n朝市,2026-05-01,港の会\n夕市,2026-05-02,\n"
+    result = parse_opendata_csv(csv_text.encode(), organizer="焼津市")
+    assert [draft["organizer"] for draft in result.drafts] == ["港の会", "焼津市"]
+    with pytest.raises(ParseError, match="主催者の列"):
+        parse_opendata_csv("イベント名,開始日\n朝市,2026-05-01\n".encode())
+    with pytest.raises(ParseError, match="主催者の列"):  # a blank organizer is none
+        parse_opendata_csv("イベント名,開始日\n朝市,2026-05-01\n".encode(), organizer=" ")
 
 
 @needs_corpus
