@@ -24,6 +24,7 @@ from indexer.store import UnsafeStorageSettings
 from schemas import JST
 
 console = Console(stderr=True)
+UPLOAD_READ_LIMIT = 20 * 1024 * 1024  # the largest upload cap (crawlers.uploads checks each type's own)
 MARK = re.compile(r"</?mark>")
 
 
@@ -82,15 +83,29 @@ def init(demo: bool) -> None:
             _print_report(report)
             if report.errors:
                 sys.exit(1)
+        with library.store.session(readonly=True) as db:
+            from indexer.accounts import list_accounts
+
+            if not list_accounts(db):
+                click.echo("編集や管理には管理者アカウントが要ります: library users invite EMAIL --name 名前")
     finally:
         library.close()
 
 
-@main.command("import", help="JSONL ファイル（1 行 1 レコード）を取り込みます。")
+@main.command("import", help="ファイルを取り込みます。JSONL（1 行 1 レコード）はそのまま、CSV・JSON・HTML・PDF "
+              "（と --provenance 付きの JSONL）はアップロードとして取り込みます。")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--author", default="import", show_default=True, help="改訂履歴に残す取り込み者")
-@click.option("--summary", default=None, help="改訂履歴に残す理由（省略時はファイル名）")
-def import_(file: Path, author: str, summary: str | None) -> None:
+@click.option("--author", default="import", show_default=True, help="改訂履歴に残す取り込み者（JSONL）")
+@click.option("--summary", default=None, help="改訂履歴に残す理由（JSONL、省略時はファイル名）")
+@click.option("--provenance", help="内容の責任者（アップロード）: government、npo、maker、coop、shop、citizen")
+@click.option("--organization", help="発信元の組織名（アップロード）")
+@click.option("--kind", default="page", show_default=True, help="HTML・PDF から作るレコードの種別")
+@click.option("--url", help="HTML・PDF の元の URL（省略時は canonical リンク、なければライブラリ内のページ）")
+def import_(file: Path, author: str, summary: str | None, provenance: str | None, organization: str | None,
+            kind: str, url: str | None) -> None:
+    if provenance or file.suffix.lower() not in (".jsonl", ".ndjson"):
+        _import_upload(file, provenance=provenance, organization=organization, kind=kind, url=url)
+        return
     library = _open_library()
     try:
         report = _import_file(library, file, author=author, summary=summary or f"{file.name} から取り込み")
@@ -100,6 +115,36 @@ def import_(file: Path, author: str, summary: str | None) -> None:
         library.close()
     _print_report(report)
     if report.errors:
+        sys.exit(1)
+
+
+def _import_upload(file: Path, *, provenance: str | None, organization: str | None, kind: str,
+                   url: str | None) -> None:
+    """A file through the upload policy (crawlers.uploads): stored under its hash, read by an upload
+    source's crawl run, its bad lines reported and its good ones kept."""
+    from crawlers.pipeline import crawl as crawl_source
+    from crawlers.uploads import UploadRefused, add_upload_source, public_url_from_env
+
+    if not provenance:
+        raise click.UsageError("CSV・JSON・HTML・PDF の取り込みには --provenance（内容の責任者）を指定してください")
+    library = _open_library()
+    try:
+        with file.open("rb") as handle:
+            content = handle.read(UPLOAD_READ_LIMIT + 1)
+        try:
+            source = add_upload_source(library.store, library.settings.data_dir, file.name, content,
+                                       provenance=provenance, organization=organization, kind=kind, url=url,
+                                       public_url=public_url_from_env())
+        except UploadRefused as exc:
+            raise click.ClickException(f"{file.name}: {exc}") from exc
+        with _progress() as progress:
+            summary = crawl_source(library, source.id, progress=_UnitProgress(progress, f"取り込み中 {file.name}"))
+    finally:
+        library.close()
+    click.echo(f"{file.name}（取得元 {source.id}）: {summary.counts.text()}")
+    for error in summary.errors:
+        click.echo(f"  {error['message']}", err=True)
+    if summary.counts.failed:
         sys.exit(1)
 
 
@@ -213,6 +258,12 @@ def serve(host: str, port: int) -> None:
     from search_app.security import RequestHandler
 
     app = create_app()
+    if not app.extensions["celery"].conf.broker_url:
+        from indexer.tasks import start_embedded_beat
+
+        # No broker, so no `library beat` is needed: this process runs the sources' schedules on a thread
+        # of its own (one process per data directory), and their jobs on the app's job thread.
+        start_embedded_beat(app)
     click.echo(f"http://{host}:{port}/ で待ち受けます（Ctrl+C で終了）")
     # Our handler drops the Server header's version detail, which Werkzeug's own server writes itself (T18).
     run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=RequestHandler)
@@ -294,14 +345,15 @@ class _UnitProgress:
 @click.option("--all", "every", is_flag=True, help="有効なすべての取得元")
 def crawl(source_id: int | None, every: bool) -> None:
     from crawlers.fetch import SafeFetcher
-    from crawlers.pipeline import SourceBusy, SourceNotFound, crawl_policy, enabled_source_ids
+    from crawlers.pipeline import SourceBusy, SourceNotFound, enabled_source_ids
     from crawlers.pipeline import crawl as crawl_source
+    from crawlers.policy import FetchPolicy
     from indexer.store import RunStatus
 
     if (source_id is None) == (not every):
         raise click.UsageError("SOURCE_ID か --all のどちらか一方を指定してください")
     try:
-        fetcher = SafeFetcher(crawl_policy())
+        fetcher = SafeFetcher(FetchPolicy.from_env())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     library = _open_library()
@@ -343,17 +395,18 @@ def worker(ctx: click.Context) -> None:
     celery_app = create_app().extensions["celery"]
     if not celery_app.conf.broker_url:
         raise click.ClickException(
-            "LIBRARY_BROKER_URL が未設定です。ブローカーなしの構成では、ジョブは library serve と "
-            "library beat のプロセスの中で動きます。"
+            "LIBRARY_BROKER_URL が未設定です。ブローカーなしの構成では、ジョブも定期実行も library serve の "
+            "プロセスの中で動きます。"
         )
     celery_app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
 
 
-@main.command(help="定期実行（取得元のクロール、索引への反映、お知らせの期限切れ）を動かします。")
+@main.command(help="定期実行（取得元のクロール、索引への反映、お知らせの期限切れ）を動かします。"
+              "ブローカーなしの構成では library serve も同じことをするので不要です。")
 def beat() -> None:
     import threading
 
-    from indexer.tasks import run_beat_in_process
+    from indexer.tasks import run_embedded_beat
     from search_app import create_app
 
     celery_app = create_app().extensions["celery"]
@@ -362,7 +415,9 @@ def beat() -> None:
         return
     click.echo("ブローカーなし: 予定のジョブをこのプロセスで実行します（Ctrl+C で終了）")
     try:
-        run_beat_in_process(celery_app, threading.Event())
+        run_embedded_beat(celery_app, threading.Event(), on_wait=lambda: click.echo(
+            "このデータディレクトリの定期実行は別のプロセス（library serve など）が担当しています。"
+            "そのプロセスが終わると引き継ぎます。"))
     except KeyboardInterrupt:
         pass
 
@@ -380,6 +435,78 @@ def doctor(as_json: bool) -> None:
     report = run_doctor(settings)
     click.echo(report.dumps() if as_json else report.render())
     sys.exit(report.exit_code)
+
+
+@main.group(help="検索ログ（検索語・条件・件数・所要時間）を管理します。")
+def searchlog() -> None:
+    pass
+
+
+@searchlog.command("purge", help="保存期間（LIBRARY_SEARCH_LOG_RETENTION_DAYS、既定 90 日）を過ぎた検索ログを削除します。")
+@click.option("--days", type=click.IntRange(min=1), help="この日数より古い行を削除（既定: 保存期間の設定）")
+def searchlog_purge(days: int | None) -> None:
+    from indexer.store.searchlog import purge_search_log, retention_days
+
+    try:
+        days = days or retention_days()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    library = _open_library()
+    try:
+        deleted = purge_search_log(library.store, days=days)
+    finally:
+        library.close()
+    click.echo(f"{days} 日より古い検索ログを {deleted} 件削除しました")
+
+
+@main.group(help="アカウントを管理します（最初の管理者はここで招待します。以降はウェブの管理画面から）。")
+def users() -> None:
+    pass
+
+
+ROLE_CHOICES = ("admin", "editor", "shop", "citizen")
+
+
+@users.command("invite", help="アカウントを作り、パスワード設定用の招待リンク（7 日間・1 回限り）を表示します。")
+@click.argument("email")
+@click.option("--name", "display_name", required=True, help="表示名")
+@click.option("--role", type=click.Choice(ROLE_CHOICES), default="admin", show_default=True, help="役割")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True, help="ウェブ画面の URL")
+def users_invite(email: str, display_name: str, role: str, base_url: str) -> None:
+    from indexer.accounts import create_account, find_by_email, invitation_path, issue_invitation
+
+    if "@" not in email:
+        raise click.ClickException("メールアドレスを正しく指定してください。")
+    library = _open_library()
+    try:
+        with library.store.session() as db:
+            row = find_by_email(db, email)
+            if row is None:
+                row = create_account(db, email=email, display_name=display_name, role=role)
+            elif row.role != role:
+                raise click.ClickException(f"{row.email} はすでに役割 {row.role} で登録されています。")
+            token = issue_invitation(row)
+    finally:
+        library.close()
+    click.echo(f"{email} の招待リンク（7 日間有効・1 回限り。この画面でだけ表示されます）:")
+    click.echo(base_url.rstrip("/") + invitation_path(token))
+
+
+@users.command("list", help="アカウントの一覧を表示します。")
+def users_list() -> None:
+    from indexer.accounts import list_accounts
+
+    library = _open_library()
+    try:
+        with library.store.session(readonly=True) as db:
+            accounts = list_accounts(db)
+    finally:
+        library.close()
+    if not accounts:
+        click.echo("アカウントはまだありません。`library users invite EMAIL --name 名前` で管理者を招待してください。")
+    for account in accounts:
+        state = "停止中" if account["disabled"] else ("招待中" if account["invited"] else "有効")
+        click.echo(f"{account['id']:>4}  {account['role']:<8} {state:<4} {account['email']}  {account['display_name']}")
 
 
 if __name__ == "__main__":

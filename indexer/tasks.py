@@ -1,7 +1,7 @@
 """Background work (DESIGN §5): Celery wired into the Flask factory, thin tasks, the beat schedule.
 
 Every task is serialization, retry and one call into code tested without Celery (``crawlers.pipeline``,
-``Library``, ``expire_notices`` below). Task arguments are ids only, never personal data (``Jobs.submit``
+``Library``, ``indexer.notices.expire_notices``). Task arguments are ids only, never personal data (``Jobs.submit``
 refuses anything else).
 
 Two ways to run the same tasks:
@@ -14,19 +14,25 @@ Two ways to run the same tasks:
 * Embedded default, no broker: ``InProcessJobs``, one background thread owned by the app, runs the task
   bodies (``Task.apply``) in the order they were submitted. A web request that submits a crawl returns at
   once. Submitted jobs are kept in memory only: one not started when the process exits is lost, while a
-  started crawl is checkpointed in SQL and its next run resumes it. ``library beat`` without a broker runs
-  the same schedule and its jobs in its own process.
+  started crawl is checkpointed in SQL and its next run resumes it. ``library serve`` runs the schedule on a
+  thread of its own (``start_embedded_beat``), as ``library beat`` without a broker does in its process;
+  a lock file in the data directory lets only one of them tick, however many are started.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Protocol
 
@@ -34,26 +40,37 @@ from celery import Celery, Task, shared_task
 from celery.beat import ScheduleEntry, Scheduler
 from celery.signals import worker_process_init
 from flask import Flask, current_app
+from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawlers import pipeline
 from crawlers.sources import last_run_starts, parse_schedule
-from indexer.ingest import ingest_record
 from indexer.library import Library
-from indexer.store import RecordRow, SourceRow
+from indexer.notices import expire_notices
+from indexer.store import SourceRow
+from indexer.store.searchlog import purge_search_log
 
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX = 600  # seconds: the longest countdown any task is given
-# Longer than any countdown (RELIABILITY T26 d). A crawl that outlives it may be delivered a second time;
-# the crawl's lease turns that delivery into a no-op.
-VISIBILITY_TIMEOUT = 3600
+# Longer than any countdown (RELIABILITY T26 d): publishing a task due later is refused
+# (`AppContextTask.apply_async`).
+# A crawl that outlives it may be delivered a second time; the crawl's lease turns that delivery into a no-op.
+# LIBRARY_CELERY_VISIBILITY_TIMEOUT shortens it for the fault-injection tests.
+VISIBILITY_TIMEOUT = int(os.environ.get("LIBRARY_CELERY_VISIBILITY_TIMEOUT") or 3600)
+# A message whose task never finished (the worker crashed, was OOM-killed) this many times is dead-lettered
+# instead of delivered again, so one poison message cannot stall the queue forever (T26 e).
+MAX_DELIVERIES = 3
+DELIVERY_KEY = "library:deliveries:{task_id}"
+DEAD_LETTER_KEY = "library:dead-letters"
 MAX_RETRIES = 3
 SCHEDULE_REFRESH = 60.0  # seconds between re-reads of the sources' schedules by beat
 DRAIN_INTERVAL = 60.0
 EXPIRE_INTERVAL = 900.0
-EXPIRED_SUMMARY = "掲載期限（valid_until）を過ぎたため期限切れにしました"
+PURGE_SESSIONS_INTERVAL = 3600.0
+PURGE_SEARCH_LOG_INTERVAL = 24 * 3600.0  # rows past LIBRARY_SEARCH_LOG_RETENTION_DAYS go once a day
 
 # Transient store failures (a restarted PostgreSQL, a SQLite lock held past busy_timeout) are retried.
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_backoff_max": RETRY_BACKOFF_MAX,
@@ -82,11 +99,75 @@ def celery_config(broker_url: str | None) -> dict[str, Any]:
 
 
 class AppContextTask(Task):
-    """Runs each task inside its Flask app's context, where the app's Library lives (STYLE)."""
+    """Runs each task inside its Flask app's context, where the app's Library lives (STYLE).
+
+    With a Redis broker, each delivery of a message is counted in Redis before the task runs, and the count is
+    cleared when the task returns (success, failure or retry). A count still set at the next delivery means the
+    worker died inside the task; after MAX_DELIVERIES such deliveries the message is dead-lettered: recorded in
+    the `library:dead-letters` list and acknowledged without running.
+    """
 
     def __call__(self, *args: object, **kwargs: object) -> object:
+        counter = _delivery_counter(self)
+        deliveries = 0
+        if counter is not None:
+            client, key = counter
+            try:
+                deliveries = client.incr(key)
+                client.expire(key, 7 * 24 * 3600)
+            except (RedisError, OSError) as exc:  # the broker is restarting: run uncounted rather than not at all
+                log.warning("task %s[%s]: delivery not counted: %s", self.name, self.request.id, exc)
+            if deliveries > MAX_DELIVERIES:
+                log.error("task %s[%s] dead-lettered after %d unfinished deliveries", self.name, self.request.id,
+                          deliveries - 1)
+                client.rpush(DEAD_LETTER_KEY, json.dumps(
+                    {"task": self.name, "id": self.request.id, "args": list(args), "deliveries": deliveries - 1}))
+                client.delete(key)
+                return None
         with self.app.flask_app.app_context():
             return self.run(*args, **kwargs)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, producer: Any = None,
+                    link: Any = None, link_error: Any = None, shadow: str | None = None, **options: Any) -> Any:
+        """A task due after the visibility timeout would be delivered again before it is due (T26 d): refused.
+        Covers submissions and autoretries (their backoff is capped far below it)."""
+        countdown, eta = options.get("countdown"), options.get("eta")
+        wait = float(countdown or 0)
+        if eta is not None:
+            due = eta if isinstance(eta, datetime) else datetime.fromisoformat(str(eta))
+            wait = max(wait, (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp() - time.time())
+        if wait > VISIBILITY_TIMEOUT * 0.9:
+            raise ValueError(f"task {self.name} due in {wait:.0f} s: later than the broker's visibility timeout allows")
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
+
+    def after_return(self, status: str, retval: object, task_id: str, args: object, kwargs: object,
+                     einfo: object) -> None:
+        counter = _delivery_counter(self)
+        if counter is not None:
+            client, key = counter
+            try:
+                client.delete(key)
+            except (RedisError, OSError) as exc:
+                log.warning("task %s: delivery count not cleared: %s", task_id, exc)
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _delivery_counter(task: Task) -> tuple[Any, str] | None:
+    """(Redis client, key) counting this message's deliveries; None without a Redis broker or a task id (a
+    task run in-process with `apply`)."""
+    broker = task.app.conf.broker_url
+    if not broker or not str(broker).startswith(("redis://", "rediss://")) or not task.request.id:
+        return None
+    if task.request.is_eager:
+        return None
+    client = _redis_clients.get(broker)
+    if client is None:
+        client = _redis_clients[broker] = Redis.from_url(broker, socket_timeout=10)
+    return client, DELIVERY_KEY.format(task_id=task.request.id)
+
+
 
 
 class LibraryCelery(Celery):
@@ -166,6 +247,11 @@ def celery_init_app(app: Flask) -> Celery:
     worker_process_init.connect(_pool_child_setup(app), weak=False)
     app.extensions["celery"] = celery_app
     app.extensions["jobs"] = BrokerJobs(celery_app) if celery_app.conf.broker_url else InProcessJobs(celery_app)
+    if celery_app.conf.broker_url:
+        # Production: what a request commits is indexed by a worker, so the request never waits for the engine
+        # (Library.index_pending falls back to indexing in-process when the broker cannot take the job).
+        jobs = app.extensions["jobs"]
+        app.extensions["library"].index_dispatcher = lambda: jobs.submit("library.drain_outbox")
     return celery_app
 
 
@@ -184,31 +270,6 @@ def get_jobs(app: Flask) -> Jobs:
 
 def _library() -> Library:
     return current_app.extensions["library"]
-
-
-# --- library work that the tasks call ----------------------------------------------------------------------
-
-
-def expire_notices(library: Library, now: datetime | None = None) -> int:
-    """Mark published notices whose valid_until has passed as expired: a revision by "system", then the
-    index drops them. Returns how many. Run twice, the second run finds nothing to do."""
-    now = now or datetime.now(UTC)
-    expired = 0
-    with library.store.session() as session:
-        # Locked, so a concurrent run waits and then no longer sees these rows as published (PostgreSQL).
-        notices = session.scalars(
-            select(RecordRow)
-            .where(RecordRow.kind == "notice", RecordRow.status == "published",
-                   RecordRow.data["valid_until"].as_string().is_not(None))
-            .with_for_update()
-        ).all()
-        for row in notices:
-            if datetime.fromisoformat(row.data["valid_until"]) < now:
-                ingest_record(session, {**row.data, "status": "expired"}, author="system", summary=EXPIRED_SUMMARY)
-                expired += 1
-    if expired:
-        library.drain()
-    return expired
 
 
 # --- tasks --------------------------------------------------------------------------------------------------
@@ -237,6 +298,18 @@ def expire_notices_task() -> int:
     return expire_notices(_library())
 
 
+@shared_task(name="library.purge_search_log", **_RETRY)
+def purge_search_log_task() -> int:
+    return purge_search_log(_library().store)
+
+
+@shared_task(name="library.purge_sessions", **_RETRY)
+def purge_sessions_task() -> int:
+    from indexer.accounts import purge_web_sessions
+
+    return purge_web_sessions(_library().store)
+
+
 # --- beat -----------------------------------------------------------------------------------------------------
 
 
@@ -245,6 +318,9 @@ def beat_schedule(sources: list[SourceRow], last_runs: dict[int, datetime]) -> d
     entries: dict[str, dict[str, Any]] = {
         "drain-outbox": {"task": "library.drain_outbox", "schedule": DRAIN_INTERVAL},
         "expire-notices": {"task": "library.expire_notices", "schedule": EXPIRE_INTERVAL},
+        "purge-search-log": {"task": "library.purge_search_log", "schedule": PURGE_SEARCH_LOG_INTERVAL},
+        # Anonymous sessions (a login form's CSRF token) would otherwise pile up.
+        "purge-sessions": {"task": "library.purge_sessions", "schedule": PURGE_SESSIONS_INTERVAL},
     }
     for source in sources:
         if source.enabled and source.schedule:
@@ -304,3 +380,81 @@ def run_beat_in_process(celery_app: Celery, stop: threading.Event) -> None:
     scheduler = InProcessScheduler(celery_app)
     while not stop.is_set():
         stop.wait(scheduler.tick())
+
+
+# --- the embedded scheduler: `library serve` (or `library beat`) without a broker --------------------------
+
+SCHEDULE_LOCK_FILE = "schedule.lock"
+LOCK_RETRY = 10.0  # seconds between two tries of a process that waits for another's schedule lock
+BEAT_RESTART_DELAY = 30.0  # after an unexpected error in the scheduler, before it ticks again
+
+
+class ScheduleLock:
+    """One embedded scheduler per data directory: an exclusive ``flock`` on ``<data dir>/schedule.lock``.
+
+    The OS drops the lock with its process, even after kill -9, so there is never a stale lock to clean up,
+    and a waiting process takes over. Two opens conflict even within one process (flock locks belong to
+    the open file). Processes on other hosts that share only the database are the broker setup's case:
+    there, one ``library beat`` runs the schedule.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / SCHEDULE_LOCK_FILE
+        self._file: Any = None
+
+    def acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{socket.gethostname()}/{os.getpid()}\n")  # for an operator who wonders who holds it
+        handle.flush()
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def run_embedded_beat(celery_app: Celery, stop: threading.Event,
+                      on_wait: Callable[[], None] | None = None) -> None:
+    """Run the schedule in this process until ``stop`` is set, once per data directory: wait for the
+    schedule lock (``on_wait`` is called once if another process holds it), then tick. An unexpected error
+    in the scheduler is logged and the schedule starts again, so one bad tick does not end it for good."""
+    lock = ScheduleLock(celery_app.flask_app.extensions["library"].settings.data_dir)
+    told = False
+    while not stop.is_set():
+        if not lock.acquire():
+            if not told:
+                log.info("beat: %s is held by another process; waiting to take over", lock.path)
+                if on_wait:
+                    on_wait()
+                told = True
+            stop.wait(LOCK_RETRY)
+            continue
+        try:
+            run_beat_in_process(celery_app, stop)
+        except Exception:
+            log.exception("beat: the embedded scheduler failed; it starts again in %s s", BEAT_RESTART_DELAY)
+            stop.wait(BEAT_RESTART_DELAY)
+        finally:
+            lock.release()
+
+
+def start_embedded_beat(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
+    """`library serve` without a broker: the schedule on a daemon thread of the web process. Due jobs go to
+    the app's InProcessJobs thread; no request runs one or waits for one (DESIGN §5)."""
+    thread = threading.Thread(target=run_embedded_beat, args=(app.extensions["celery"], stop or threading.Event()),
+                              name="library-beat", daemon=True)
+    thread.start()
+    return thread

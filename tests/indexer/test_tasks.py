@@ -24,6 +24,7 @@ from indexer.config import Settings
 from indexer.library import Library
 from indexer.search import Query
 from indexer.store import CrawlRunRow, RevisionRow, SourceRow
+from indexer.store.searchlog import write_search_log
 from indexer.tasks import (
     RETRY_BACKOFF_MAX,
     VISIBILITY_TIMEOUT,
@@ -36,6 +37,7 @@ from indexer.tasks import (
     run_beat_in_process,
 )
 from search_app import create_app
+from search_app.auth.policy import PUBLIC, access
 
 EVENTS_CSV = ("全国地方公共団体コード,ID,地方公共団体名,イベント名,開始日,場所名称\r\n"
               "222127,ev-1,焼津市,みなと朝市,2026-04-05,焼津漁港\r\n").encode()
@@ -126,6 +128,15 @@ def test_expired_notices_get_a_system_revision_and_leave_the_index(app: Flask) -
     assert expire_notices(library, now + timedelta(days=2)) == 1
 
 
+
+def test_the_search_log_purge_is_a_task(app: Flask) -> None:
+    store = library_of(app).store
+    now = datetime.now(UTC)
+    write_search_log(store, [{"at": now - timedelta(days=days), "query": "q", "filters": {}, "total": 0,
+                              "took_ms": 1.0, "relaxed": False} for days in (400, 91, 1)])
+    assert get_jobs(app).submit("library.purge_search_log").result(timeout=60) == 2
+    assert get_jobs(app).submit("library.purge_search_log").result(timeout=60) == 0
+
 class _HeldSite(ThreadingHTTPServer):
     """One page that answers only when the test releases it; robots.txt is absent."""
 
@@ -165,15 +176,18 @@ def test_a_crawl_started_from_a_request_never_blocks_it(app: Flask, monkeypatch:
     source = add_source(library_of(app).store, "web", [site.url("/")], provenance="government")
     started: list[object] = []
 
-    @app.post("/test-crawl/<int:source_id>")
-    def crawl_now(source_id: int) -> tuple[str, int]:  # what the admin page's "crawl now" button does
+    # What the admin page's "crawl now" button does (tests/search_app/test_admin_ingest.py covers the page
+    # itself, with its login and CSRF token); a GET here, so the test needs neither.
+    @app.get("/test-crawl/<int:source_id>")
+    @access(PUBLIC)
+    def crawl_now(source_id: int) -> tuple[str, int]:
         started.append(get_jobs(app).submit("library.crawl_source", source_id))
         return "", 202
 
     client = app.test_client()
     try:
         began = time.monotonic()
-        assert client.post(f"/test-crawl/{source.id}").status_code == 202
+        assert client.get(f"/test-crawl/{source.id}").status_code == 202
         assert site.requested.wait(30)  # the crawl is now waiting on the site...
         assert client.get("/healthz").status_code == 200  # ...and requests are answered meanwhile
         assert time.monotonic() - began < 5
@@ -197,7 +211,9 @@ def test_the_beat_schedule_comes_from_the_sources(app: Flask) -> None:
         sources = list(session.scalars(select(SourceRow)))
     last = datetime(2026, 4, 1, tzinfo=UTC)
     entries = beat_schedule(sources, {hourly.id: last})
-    assert set(entries) == {"drain-outbox", "expire-notices", f"crawl-source-{daily.id}", f"crawl-source-{hourly.id}"}
+    assert set(entries) == {"drain-outbox", "expire-notices", "purge-search-log", "purge-sessions",
+                            f"crawl-source-{daily.id}",
+                            f"crawl-source-{hourly.id}"}
     assert entries[f"crawl-source-{daily.id}"] | {"last_run_at": None} == {
         "task": "library.crawl_source", "schedule": crontab(minute="0", hour="6"), "args": (daily.id,),
         "last_run_at": None}

@@ -1,0 +1,295 @@
+"""T26: broker and worker failures: duplicates harmless, nothing lost, no loops.
+
+1,000 recall notices are pushed through the shop API (each one's index work goes to the broker) while faults are
+injected: the Redis server is restarted three times, one of two workers is frozen with SIGSTOP for longer than the
+visibility timeout and then resumed, and a task is scheduled with a countdown. Then: every notice is stored once
+(one revision), indexed at that revision, and the countdown task ran once. (e), the poison message, is tested on
+the delivery count itself: with real workers a killed child's requeue timing made it flaky in the full suite.
+
+(b) of T26, TCP resets, is what the restarts do to every open connection: both workers and the web process see
+their broker connections reset three times. A separate netns/tc fault is not available on this machine.
+
+A private redis-server (appendonly, fsync always) on a free port, so it can be restarted; SQLite as the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import func, select
+
+from indexer.config import Settings
+from indexer.store import NoticeReportRow, RecordRow, RevisionRow, ShopRow
+from indexer.tasks import DEAD_LETTER_KEY, DELIVERY_KEY, MAX_DELIVERIES, celery_config
+from search_app import create_app, get_library
+from search_app.auth.policy import issue_api_key
+
+pytestmark = pytest.mark.slow
+
+NOTICES = 1000
+VISIBILITY_TIMEOUT = 8  # seconds, for the test workers (production: an hour)
+SUPPORT = Path(__file__).parent / "support"
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of our own that can be restarted on the same port, keeping its data (AOF, fsync always)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: redis fsyncs the AOF and exits
+            self.process.wait(timeout=20)
+
+    def restart(self, down_for: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+class Worker:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "indexer.cli", "worker", "--concurrency=1", "--without-gossip",
+                 "--without-mingle", "--without-heartbeat", "--include", "poison_tasks", "--hostname",
+                 f"{name}@%h"],
+                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def signal(self, number: int) -> None:
+        os.killpg(self.process.pid, number)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def wait_for(condition: Callable[[], object], what: str, logs: list[Path], timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{tails}")
+
+
+def jan(number: int) -> str:
+    """A valid JAN (EAN-13) code: 49 (Japan), ten digits, and the check digit."""
+    body = f"49{number:010d}"
+    total = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+VALID_UNTIL = (datetime.now(UTC) + timedelta(days=30)).isoformat(timespec="seconds")
+
+
+def notice(number: int) -> dict[str, object]:
+    return {
+        "shop_notice_id": f"fault-{number:04d}",
+        "maker": f"株式会社フォルトテスト{number % 7}",
+        "product": f"試験用ヒーター 型{number:04d}",
+        "jan_codes": [jan(number)],
+        "valid_until": VALID_UNTIL,
+        "title": f"試験用ヒーター 型{number:04d} 回収のお知らせ",
+        "hazard": "発火のおそれがあります。",
+        "action": "使用を中止し、販売店へお持ちください。",
+        "contact": "フォルトテスト 相談窓口 0120-000-000",
+        "severity": "high",
+    }
+
+
+def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: RedisServer, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database_url = f"sqlite:///{data_dir / 'library.db'}"
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, broker_url=redis_server.url)
+    # The per-key API limit (120/min) is checked elsewhere; here it would only slow the push down.
+    app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True, "RATELIMIT_ENABLED": False})
+    library = get_library(app)
+    with library.store.session() as db:
+        shop = ShopRow(name="フォルト商店", disabled=False)
+        db.add(shop)
+        db.flush()
+        _, key = issue_api_key(db, shop.id, label="T26")
+
+    poison_log = tmp_path / "poison.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
+    env.update(LIBRARY_BROKER_URL=redis_server.url, LIBRARY_DATA_DIR=str(data_dir),
+               LIBRARY_DATABASE_URL=database_url, LIBRARY_FLASK_SECRET_KEY="test-only-secret",
+               LIBRARY_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), POISON_LOG=str(poison_log),
+               PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]))
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
+    workers = [Worker("t26-one", env, logs[0]), Worker("t26-two", env, logs[1])]
+    client = Celery("t26-client")
+    client.conf.update(celery_config(redis_server.url))
+    pushed = threading.Event()
+    progress = {"sent": 0}
+    errors: list[str] = []
+    try:
+        wait_for(lambda: all("ready" in log.read_text(errors="replace") for log in logs), "both workers", logs, 90)
+
+        def push() -> None:
+            http = app.test_client()
+            headers = {"Authorization": f"Bearer {key}"}
+            for number in range(NOTICES):
+                response = http.post("/api/v1/notices", json=notice(number), headers=headers)
+                if response.status_code != 201:
+                    errors.append(f"{number}: {response.status_code} {response.get_data(as_text=True)[:200]}")
+                progress["sent"] = number + 1
+            pushed.set()
+
+        pusher = threading.Thread(target=push, name="t26-push")
+        pusher.start()
+        faults: list[str] = []
+        for share in (0.1, 0.4, 0.7):
+            wait_for(lambda share=share: progress["sent"] >= NOTICES * share or pushed.is_set(),
+                     f"{share:.0%} pushed", logs, 300)
+            redis_server.restart()
+            faults.append(f"redis restarted at {progress['sent']}")
+            if share == 0.4:
+                workers[0].signal(signal.SIGSTOP)
+                time.sleep(VISIBILITY_TIMEOUT + 4)
+                workers[0].signal(signal.SIGCONT)
+                faults.append("worker frozen past the visibility timeout")
+        pusher.join(timeout=600)
+        assert not pusher.is_alive() and errors == [], errors[:5]
+
+        # What beat does every minute: a drain, after the faults, picks up anything whose message was lost.
+        client.send_task("library.drain_outbox")
+        # (d) A task due shortly before the visibility timeout runs once: it is not restored to the queue
+        # while a worker holds it. (Tasks caught by a broker restart may run twice: that is (a), and harmless.)
+        delayed = client.send_task("library.drain_outbox", countdown=int(VISIBILITY_TIMEOUT * 0.75))
+        with library.store.session(readonly=True) as db:
+            record_ids = set(db.scalars(select(NoticeReportRow.record_id)))
+
+        def all_indexed() -> bool:
+            versions = library.engine.versions()
+            return len(record_ids) == NOTICES and all(versions.get(rid) == 1 for rid in record_ids)
+
+        # The queue recovers within a minute of the last fault and drains everything.
+        wait_for(all_indexed, "every notice in the index", logs, 90)
+        succeeded = rf"library\.drain_outbox\[{delayed.id}\] succeeded"
+        wait_for(lambda: re.search(succeeded, "".join(log.read_text(errors="replace") for log in logs)),
+                 "the countdown task", logs, 60)
+        time.sleep(VISIBILITY_TIMEOUT + 2)  # long enough for a wrongly restored copy to run again
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    # Nothing lost, nothing doubled: one report, one record and one revision per notice.
+    with library.store.session(readonly=True) as db:
+        assert db.scalar(select(func.count()).select_from(NoticeReportRow)) == NOTICES
+        assert db.scalar(select(func.count()).select_from(RecordRow).where(RecordRow.kind == "notice")) == NOTICES
+        revisions = db.scalar(select(func.count()).select_from(RevisionRow).join(
+            RecordRow, RecordRow.id == RevisionRow.record_id).where(RecordRow.kind == "notice"))
+        assert revisions == NOTICES
+    # The countdown task ran exactly once across both workers.
+    worker_logs = "".join(log.read_text(errors="replace") for log in logs)
+    assert len(re.findall(rf"library\.drain_outbox\[{delayed.id}\] succeeded", worker_logs)) == 1
+    library.close()
+
+
+def test_a_task_due_after_the_visibility_timeout_is_refused(tmp_path: Path) -> None:
+    from indexer.tasks import RETRY_BACKOFF_MAX
+    from indexer.tasks import VISIBILITY_TIMEOUT as PRODUCTION_TIMEOUT
+
+    assert RETRY_BACKOFF_MAX < PRODUCTION_TIMEOUT * 0.9  # no autoretry can be refused
+    settings = Settings.from_env(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'l.db'}",
+                                 broker_url="memory://")
+    app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})
+    task = app.extensions["celery"].tasks["library.drain_outbox"]
+    with pytest.raises(ValueError, match="visibility timeout"):
+        task.apply_async(countdown=PRODUCTION_TIMEOUT)
+    with pytest.raises(ValueError, match="visibility timeout"):
+        task.apply_async(eta=datetime.now(UTC) + timedelta(seconds=PRODUCTION_TIMEOUT))
+    task.apply_async(countdown=RETRY_BACKOFF_MAX)  # the longest backoff is accepted
+    get_library(app).close()
+
+
+def test_a_message_that_never_finished_three_times_is_dead_lettered(redis_server: RedisServer, tmp_path: Path) -> None:
+    """(e) The delivery count in Redis: each delivery counts, a finished task clears it, and the fourth delivery
+    of a message whose task never finished (its worker died) is recorded as a dead letter and not run."""
+    settings = Settings.from_env(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'l.db'}",
+                                 broker_url=redis_server.url)
+    app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})
+    task = app.extensions["celery"].tasks["library.drain_outbox"]
+    client = redis.Redis.from_url(redis_server.url)
+    message_id = "poison-message-1"
+    key = DELIVERY_KEY.format(task_id=message_id)
+    task.push_request(id=message_id, is_eager=False)
+    try:
+        assert task() == {"indexed": 0, "removed": 0, "failed": 0, "batches": 0}  # runs, counted once
+        assert client.get(key) == b"1"
+        task.after_return("SUCCESS", None, message_id, (), {}, None)
+        assert client.get(key) is None  # finished: nothing held against it
+        client.set(key, MAX_DELIVERIES)  # three deliveries whose worker died inside the task
+        assert task() is None  # the fourth is not run
+        dead = [json.loads(item) for item in client.lrange(DEAD_LETTER_KEY, 0, -1)]
+        assert [(entry["task"], entry["id"], entry["deliveries"]) for entry in dead] == [
+            ("library.drain_outbox", message_id, MAX_DELIVERIES)]
+        assert client.get(key) is None
+    finally:
+        task.pop_request()
+        get_library(app).close()
