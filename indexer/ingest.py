@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indexer.editing import apply_overrides
 from indexer.store import RecordRow, append_revision, enqueue
 from schemas import record_to_dict, validate_record
 
@@ -106,6 +107,9 @@ def ingest_record(session: Session, data: dict[str, Any], *, author: str, summar
     record = record_to_dict(validate_record(data))
     key = url_key(record.get("url"))
     row = _find_existing(session, record, key)
+    if row is not None:
+        # Editors' corrections win over the source's fields, which are flagged when they change (DESIGN §6).
+        record = apply_overrides(session, row.id, record)
     if row is not None and content_fingerprint(row.data) == content_fingerprint(record):
         return IngestOutcome(row.id, row.revision, "unchanged")
     now = datetime.now(UTC)
