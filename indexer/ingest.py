@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indexer.editing import apply_overrides
+from indexer.notice_clusters import gather_reports, take_over
 from indexer.store import RecordRow, append_revision, enqueue
 from schemas import record_to_dict, validate_record
 
@@ -110,11 +111,15 @@ def ingest_record(session: Session, data: dict[str, Any], *, author: str, summar
     if row is not None:
         # Editors' corrections win over the source's fields, which are flagged when they change (DESIGN §6).
         record = apply_overrides(session, row.id, record)
-    if row is not None and content_fingerprint(row.data) == content_fingerprint(record):
-        return IngestOutcome(row.id, row.revision, "unchanged")
     now = datetime.now(UTC)
+    record_id = row.id if row is not None else record.get("id") or new_record_id(record)
+    # A maker's notice keeps what shops reported of it, and takes over a notice the shops made before it came.
+    record, absorbed = gather_reports(session, record_id, record, now)
+    if row is not None and content_fingerprint(row.data) == content_fingerprint(record):
+        _absorb(session, record_id, absorbed)
+        return IngestOutcome(row.id, row.revision, "unchanged")
     if row is None:
-        record["id"] = record.get("id") or new_record_id(record)
+        record["id"] = record_id
         # Revision 0 until append_revision below makes the first one.
         row = RecordRow(id=record["id"], created_at=now, revision=0, data=record, content_hash="")
         session.add(row)
@@ -130,8 +135,22 @@ def ingest_record(session: Session, data: dict[str, Any], *, author: str, summar
     row.url_key = key
     row.updated_at = now
     session.flush()
+    _absorb(session, row.id, absorbed)  # the reports' foreign key needs the row
     revision = append_revision(
         session, row.id, record, author=author, summary=summary, first=action == "created"
     )
     enqueue(session, row.id, revision.revision, "upsert" if record["status"] == "published" else "delete")
     return IngestOutcome(row.id, revision.revision, action)
+
+
+def _absorb(session: Session, record_id: str, absorbed: list[str]) -> None:
+    """Move the shops' reports of the absorbed notices onto `record_id` and retract those notices: one recall,
+    one notice (indexer.notice_clusters)."""
+    if not absorbed:
+        return
+    take_over(session, record_id, absorbed)
+    for old_id in absorbed:
+        old = session.get(RecordRow, old_id)
+        if old is not None and old.status == "published":
+            ingest_record(session, {**old.data, "status": "retracted"}, author="system",
+                          summary=f"同じリコールのメーカー公式のお知らせ（{record_id}）にまとめました")

@@ -23,8 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +34,23 @@ from sqlalchemy.orm import Session
 
 from indexer.ingest import content_fingerprint, ingest_record
 from indexer.library import Library
+from indexer.notice_clusters import (
+    MATCH_FIELDS,
+    SHOP_SOURCE,
+    cluster_key,
+    cluster_keys,
+    is_live,
+    latest,
+    live_reports,
+    normalize_name,
+    same_recall,
+    shop_names,
+    union,
+    with_reports,
+)
 from indexer.store import NoticeReportRow, RecordRow, ShopRow
 from schemas import JST, FieldError, RecordValidationError, record_to_dict, validate_record
 
-SHOP_SOURCE = "shop-notices"
 SHOP_NOTICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 _SHOP_NOTICE_ID_RE = re.compile(SHOP_NOTICE_ID_PATTERN)
 # What a shop may send: the notice's content. Provenance, status, urgency and who reported it are ours to set.
@@ -57,9 +69,6 @@ MAX_CODES = 50
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 EXPIRED_SUMMARY = "掲載期限（valid_until）を過ぎたため期限切れにしました"
 
-# Legal-entity words that shops write or leave out at will: サンプル電機 and 株式会社サンプル電機 are one maker.
-_ENTITY_WORDS = re.compile(r"株式会社|有限会社|合同会社|\(株\)|\(有\)|\(同\)|co\.?,?ltd\.?|inc\.?|corp(oration)?\.?")
-_NOT_WORD = re.compile(r"[\s\W_]+")
 
 
 class NoticeError(ValueError):
@@ -177,47 +186,6 @@ def validate_payload(payload: Any, now: datetime | None = None) -> dict[str, Any
 # --- clustering -----------------------------------------------------------------------------------------------
 
 
-def normalize_name(value: str) -> str:
-    folded = unicodedata.normalize("NFKC", value).casefold()
-    return _NOT_WORD.sub("", _ENTITY_WORDS.sub("", folded))
-
-
-def _codes(data: Mapping[str, Any], name: str) -> set[str]:
-    return {normalize_name(str(code)) for code in data.get(name) or () if str(code).strip()}
-
-
-def cluster_keys(data: Mapping[str, Any]) -> list[str]:
-    """What identifies the recall: maker + each JAN code and model number, or maker + product without them. The
-    first is the report's stored cluster key."""
-    maker = normalize_name(str(data.get("maker") or ""))
-    keys = [f"{maker}|jan:{code}" for code in sorted(_codes(data, "jan_codes"))]
-    keys += [f"{maker}|model:{code}" for code in sorted(_codes(data, "model_numbers"))]
-    if not keys:
-        keys = [f"{maker}|product:{normalize_name(str(data.get('product') or ''))}"]
-    return keys
-
-
-def cluster_key(data: Mapping[str, Any]) -> str:
-    return hashlib.sha256(cluster_keys(data)[0].encode()).hexdigest()
-
-
-def same_recall(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    if normalize_name(str(a.get("maker") or "")) != normalize_name(str(b.get("maker") or "")):
-        return False
-    coded = False
-    for name in ("jan_codes", "model_numbers"):
-        mine, theirs = _codes(a, name), _codes(b, name)
-        if mine & theirs:
-            return True
-        coded = coded or bool(mine) or bool(theirs)
-    return not coded and normalize_name(str(a.get("product") or "")) == normalize_name(str(b.get("product") or ""))
-
-
-def _live(data: Mapping[str, Any], now: datetime) -> bool:
-    valid_until = data.get("valid_until")
-    return not valid_until or datetime.fromisoformat(valid_until) > now
-
-
 def _lock_maker(session: Session, maker: str) -> None:
     """Serialize reports about one maker for this transaction, so two shops reporting one recall at the same moment
     cannot both create a record. SQLite's BEGIN IMMEDIATE already serializes every writer; PostgreSQL needs an
@@ -227,14 +195,12 @@ def _lock_maker(session: Session, maker: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-# What clustering reads of a notice: a few short fields, not the whole document (bodies can be long).
-_MATCH_FIELDS = ("maker", "product", "jan_codes", "model_numbers", "valid_until")
 
 
 def _find_cluster(session: Session, data: Mapping[str, Any], now: datetime, *, exclude: str | None = None) -> str | None:
     """The published, unexpired notice record this report belongs to, if any: through the reports' cluster keys
     first (an index lookup), then among all published notices, crawled ones included."""
-    columns = [RecordRow.data[name] for name in _MATCH_FIELDS]
+    columns = [RecordRow.data[name] for name in MATCH_FIELDS]
     hashed = [hashlib.sha256(key.encode()).hexdigest() for key in cluster_keys(data)]
     by_key = (
         select(RecordRow.id, *columns)
@@ -250,8 +216,8 @@ def _find_cluster(session: Session, data: Mapping[str, Any], now: datetime, *, e
     )
     for statement in (by_key, every):
         for record_id, *values in session.execute(statement):
-            record = dict(zip(_MATCH_FIELDS, values, strict=True))
-            if record_id != exclude and _live(record, now) and same_recall(record, data):
+            record = dict(zip(MATCH_FIELDS, values, strict=True))
+            if record_id != exclude and is_live(record, now) and same_recall(record, data):
                 return record_id
     return None
 
@@ -259,35 +225,13 @@ def _find_cluster(session: Session, data: Mapping[str, Any], now: datetime, *, e
 # --- the record a cluster of reports makes ----------------------------------------------------------------------
 
 
-def _shop_names(session: Session, shop_ids: Iterable[int | None]) -> dict[int, str]:
-    ids = {shop_id for shop_id in shop_ids if shop_id is not None}
-    if not ids:
-        return {}
-    return dict(session.execute(select(ShopRow.id, ShopRow.name).where(ShopRow.id.in_(ids))).all())
-
-
-def _union(values: Iterable[Iterable[str]]) -> list[str]:
-    return list(dict.fromkeys(value for group in values for value in group))
-
-
-def _latest(values: Iterable[str | None]) -> str | None:
-    dates = [value for value in values if value]
-    return max(dates, key=datetime.fromisoformat) if dates else None
-
-
 def _derived(row: RecordRow, reports: list[NoticeReportRow], names: dict[int, str], now: datetime) -> dict[str, Any]:
     """The record's data as its live reports make it (module docstring)."""
     data = dict(row.data)
-    payloads = [report.payload for report in reports]
-    reported_by = _union([[names[r.shop_id]] for r in reports if r.shop_id in names])
     if row.source != SHOP_SOURCE:
-        # A maker's (or another source's) notice: its text stays its own.
-        data["reported_by"] = reported_by
-        if payloads:
-            data["urgent"] = True
-            if data.get("valid_until"):
-                data["valid_until"] = _latest([data["valid_until"], *(p.get("valid_until") for p in payloads)])
-        return data
+        return with_reports(data, reports, names)  # a maker's (or another source's) notice: its text stays its own
+    payloads = [report.payload for report in reports]
+    reported_by = union([[names[r.shop_id]] for r in reports if r.shop_id in names])
     if not payloads:
         return {**data, "status": "retracted"}
     return _derived_data(data, payloads, reported_by, now)
@@ -303,12 +247,12 @@ def _derived_data(
     data["title"] = first.get("title") or default_title(first["maker"], first["product"])
     data["organization"] = first["maker"]
     for name in CODE_FIELDS:
-        data[name] = _union(p.get(name) or () for p in payloads)
+        data[name] = union(p.get(name) or () for p in payloads)
     data["severity"] = max((p.get("severity") or "medium" for p in payloads), key=SEVERITY_RANK.__getitem__)
-    data["valid_until"] = _latest(p.get("valid_until") for p in payloads)
+    data["valid_until"] = latest(p.get("valid_until") for p in payloads)
     data["reported_by"] = reported_by
     data["urgent"] = True
-    data["status"] = "published" if _live(data, now) else "expired"
+    data["status"] = "published" if is_live(data, now) else "expired"
     return data
 
 
@@ -316,14 +260,8 @@ def _rebuild(session: Session, record_id: str, *, author: str, summary: str, now
     row = session.get(RecordRow, record_id)
     if row is None:
         raise LookupError(f"notice record {record_id!r} is missing")
-    reports = list(
-        session.scalars(
-            select(NoticeReportRow)
-            .where(NoticeReportRow.record_id == record_id, NoticeReportRow.retracted_at.is_(None))
-            .order_by(NoticeReportRow.created_at, NoticeReportRow.id)
-        )
-    )
-    data = _derived(row, reports, _shop_names(session, (r.shop_id for r in reports)), now)
+    reports = live_reports(session, [record_id])
+    data = _derived(row, reports, shop_names(session, (r.shop_id for r in reports)), now)
     if content_fingerprint(data) != content_fingerprint(row.data):
         ingest_record(session, data, author=author, summary=summary)
 
@@ -564,7 +502,7 @@ def expire_notices(library: Library, now: datetime | None = None) -> int:
             .with_for_update()
         ).all()
         for row in notices:
-            if not _live(row.data, now):
+            if not is_live(row.data, now):
                 ingest_record(session, {**row.data, "status": "expired"}, author="system", summary=EXPIRED_SUMMARY)
                 expired += 1
     if expired:

@@ -195,6 +195,51 @@ def test_a_shop_report_of_a_makers_own_notice_joins_it(library: Library) -> None
     assert library.get_record(makers.record_id).data["reported_by"] == []
 
 
+MAKER_NOTICE = {
+    "kind": "notice", "provenance": "maker", "source": "crawl:1", "external_id": "https://minato.example.jp/recall",
+    "title": "電気ケトル回収のお知らせ", "maker": "株式会社みなと電機", "product": "すぐわく",
+    "jan_codes": [JAN], "hazard": "割れ", "action": "返品",
+}  # fmt: skip
+
+
+def test_a_makers_notice_crawled_after_the_shops_reports_takes_them_over(library: Library) -> None:
+    first, second = add_shop(library, "みなと商店"), add_shop(library, "はま商店")
+    shop_made = submit_notice(library, first, "n-1", payload()).report.record_id
+    assert submit_notice(library, second, "s-9", payload()).report.record_id == shop_made
+    makers = library.ingest({**MAKER_NOTICE, "valid_until": in_days(10)}, author="crawler", summary="crawl")
+    assert makers.record_id != shop_made
+    # One recall, one notice: the maker's text, the shops' reports, the later of the valid_until dates.
+    data = library.get_record(makers.record_id).data
+    assert (data["title"], data["urgent"], data["reported_by"]) == ("電気ケトル回収のお知らせ", True, ["みなと商店", "はま商店"])
+    assert datetime.fromisoformat(data["valid_until"]) > datetime.now(UTC) + timedelta(days=29)
+    assert library.get_record(shop_made).status == "retracted"
+    assert get_notice(library, first, "n-1").record_id == makers.record_id
+    assert hit_ids(library, "すぐわく") == {makers.record_id}
+    assert [n["id"] for n in active_urgent_notices(library)] == [makers.record_id]
+    # A third shop's report now joins the maker's notice directly.
+    third = add_shop(library, "うみ商店")
+    assert submit_notice(library, third, "x", payload()).report.record_id == makers.record_id
+
+
+def test_a_recrawl_of_the_makers_page_keeps_what_the_shops_reported(library: Library) -> None:
+    makers = library.ingest({**MAKER_NOTICE, "valid_until": in_days(10)}, author="crawler", summary="crawl")
+    shop = add_shop(library, "みなと商店")
+    submit_notice(library, shop, "n-1", payload(valid_until=in_days(60)))
+    before = library.get_record(makers.record_id)
+    again = library.ingest({**MAKER_NOTICE, "valid_until": in_days(10)}, author="crawler", summary="crawl again")
+    after = library.get_record(makers.record_id)
+    # The page did not change, so neither did the notice: still urgent, still reported, still pinned.
+    assert again.action == "unchanged" and after.revision == before.revision
+    assert (after.data["urgent"], after.data["reported_by"]) == (True, ["みなと商店"])
+    assert datetime.fromisoformat(after.data["valid_until"]) > datetime.now(UTC) + timedelta(days=59)
+    changed = library.ingest({**MAKER_NOTICE, "hazard": "取っ手が割れる", "valid_until": in_days(10)},
+                             author="crawler", summary="crawl, page changed")  # fmt: skip
+    data = library.get_record(changed.record_id).data
+    assert (data["hazard"], data["urgent"], data["reported_by"]) == ("取っ手が割れる", True, ["みなと商店"])
+    retract_notice(library, shop, "n-1")
+    assert library.get_record(makers.record_id).data["reported_by"] == []
+
+
 def test_validation_lists_every_field_in_japanese(library: Library) -> None:
     shop = add_shop(library, "みなと商店")
     with pytest.raises(NoticeValidationError) as caught:
