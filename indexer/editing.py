@@ -14,6 +14,7 @@ Library functions only: no Flask. The web layer (search_app/editing.py) checks w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -58,12 +59,19 @@ SUMMARY_REQUIRED = "変更の要約を入力してください（何を、なぜ
 REASON_REQUIRED = "取り下げの理由を入力してください。"
 MAX_SUMMARY = 1000
 
+Permitted = Callable[[dict[str, Any]], bool]  # whether the editor may save a record holding this data
+
 
 class NoChanges(ValueError):
     """The edit would store what the record already says: no revision is made."""
 
     def __init__(self) -> None:
         super().__init__("変更がありません。内容を直してから保存してください。")
+
+
+class OutOfScope(PermissionError):
+    """The record as the change would leave it is outside the editor's scope (moved to another category or
+    organization): refused, so a scoped editor cannot move a record out of their reach or into another's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +121,12 @@ def _write(
     editor_id: int | None,
     author: str,
     summary: str,
+    permitted: Permitted | None = None,
 ) -> EditResult:
     """Validate `new_data`, append it as the next revision, record an override per changed field, queue indexing."""
     data = record_to_dict(validate_record(new_data))
+    if permitted is not None and not permitted(data):
+        raise OutOfScope(row.id)
     old = row.data
     changed = tuple(name for name in data if data.get(name) != old.get(name))
     if not changed:
@@ -175,8 +186,10 @@ def edit_record(
     author: str,
     summary: str,
     expected_revision: int,
+    permitted: Permitted | None = None,
 ) -> EditResult:
-    """Apply `changes` (field → new value) on top of revision `expected_revision`.
+    """Apply `changes` (field → new value) on top of revision `expected_revision`; `permitted`, if given, must
+    accept the record as it would be saved (OutOfScope otherwise).
 
     Raises ValueError (empty summary; NoChanges), RecordValidationError (the merged record is invalid, or a change
     names an identity field), StaleRevision (another revision was saved meanwhile) or LookupError (no record).
@@ -188,7 +201,8 @@ def edit_record(
 
     def work(session: Session) -> EditResult:
         row = _locked_record(session, record_id, expected_revision)
-        return _write(session, row, {**row.data, **changes}, editor_id=editor_id, author=author, summary=text)
+        return _write(session, row, {**row.data, **changes}, editor_id=editor_id, author=author, summary=text,
+                      permitted=permitted)
 
     return _run(library, work)
 
@@ -202,8 +216,9 @@ def revert_record(
     author: str,
     summary: str = "",
     expected_revision: int | None = None,
+    permitted: Permitted | None = None,
 ) -> EditResult:
-    """Revision n+1 holding revision `to_revision`'s content. The status stays as it is now: publishing and
+    """Revision n+1 holding revision `to_revision`'s content (`permitted` as for edit_record). The status stays as it is now: publishing and
     withdrawing are retract/restore's, so reverting a text cannot republish a retracted record by accident."""
 
     def work(session: Session) -> EditResult:
@@ -215,7 +230,8 @@ def revert_record(
             raise LookupError(f"record {record_id!r} has no revision {to_revision}")
         data = {**target, **{name: row.data.get(name) for name in NOT_EDITABLE}}
         text = summary.strip() or f"第{to_revision}版に戻しました"
-        return _write(session, row, data, editor_id=editor_id, author=author, summary=_summary(text))
+        return _write(session, row, data, editor_id=editor_id, author=author, summary=_summary(text),
+                      permitted=permitted)
 
     return _run(library, work)
 

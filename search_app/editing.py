@@ -32,6 +32,7 @@ from indexer.editing import (
     NOT_EDITABLE,
     SUMMARY_REQUIRED,
     NoChanges,
+    OutOfScope,
     edit_record,
     mark_verified,
     resolve_override,
@@ -282,6 +283,20 @@ def _require_scope(row: RecordRow, action: str) -> None:
         abort(403, description="この記録はあなたの担当範囲の外です。")
 
 
+def _in_scope(data: dict[str, Any]) -> bool:
+    """Checked on the record as a save would leave it, as well as before: a scoped editor may not move a record
+    out of their scope (or into another editor's) by changing its categories or organization."""
+    return may_edit(current_user, data)
+
+
+def _out_of_scope(
+    row: RecordRow, action: str, fields: list[FormField], texts: dict[str, Any], base: int, summary: str
+) -> tuple[str, int, dict[str, str]]:
+    audit(action, _target(row.id), outcome=AuditOutcome.DENIED, reason="scope-after-change")
+    message = "この変更をすると記録があなたの担当範囲の外になるため、保存できません。分類や団体を担当の範囲内にしてください。"
+    return _edit_page(row, fields, texts, base_revision=base, summary=summary, general=[message], status=403)
+
+
 def _author() -> str:
     return f"user:{current_user.id}"
 
@@ -406,8 +421,10 @@ def save(record_id: str) -> Response | tuple[str, int, dict[str, str]]:
     try:
         result = edit_record(
             _library(), record_id, changes, editor_id=current_user.id, author=_author(),
-            summary=summary, expected_revision=base,
+            summary=summary, expected_revision=base, permitted=_in_scope,
         )
+    except OutOfScope:
+        return _out_of_scope(row, "record.edit", fields, texts, base, summary)
     except StaleRevision as stale:
         return _conflict(record_id, fields, base, base_data, changes, texts, summary, stale)
     except RecordValidationError as invalid:
@@ -608,6 +625,10 @@ def _action(record_id: str, action: str, run: Any, done: str) -> Response | tupl
               current=stale.current)
         message = f"ほかの人が先に第{stale.current}版を保存しました。内容を確かめてから、もう一度操作してください。"
         return _history_page(_record(record_id), errors=[message], status=409)
+    except OutOfScope:
+        audit(action, _target(record_id), outcome=AuditOutcome.DENIED, reason="scope-after-change")
+        message = "この操作をすると記録があなたの担当範囲の外になるため、できません。"
+        return _history_page(row, errors=[message], status=403)
     except (ValueError, LookupError) as refused:  # NoChanges and RecordValidationError are ValueErrors
         audit(action, _target(record_id), outcome=AuditOutcome.FAILED, reason=type(refused).__name__)
         text = str(refused) if isinstance(refused, ValueError) else "この操作の対象が見つかりません。"
@@ -623,7 +644,7 @@ def revert(record_id: str, revision: int) -> Response | tuple[str, int, dict[str
     def run(row: RecordRow, base: int) -> Any:
         return revert_record(
             _library(), record_id, revision, editor_id=current_user.id, author=_author(),
-            summary=request.form.get("summary", ""), expected_revision=base,
+            summary=request.form.get("summary", ""), expected_revision=base, permitted=_in_scope,
         )
 
     return _action(record_id, "record.revert", run, f"第{revision}版の内容に戻しました（第{{revision}}版）。")

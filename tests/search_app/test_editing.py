@@ -110,6 +110,41 @@ def test_a_scoped_editor_outside_the_scope_is_refused_and_audited(
     assert history.status_code == 200 and "この版に戻す" not in history.get_data(as_text=True)
 
 
+def test_a_scoped_editor_cannot_move_a_record_out_of_their_scope(
+    client_as: Callable[..., FlaskClient], library: Library
+) -> None:
+    client = client_as("editor", scope_categories=["safety"])
+    data = form_data(client)
+    data.update(categories="food.allergy", summary="分類を食品に変更")
+    response = client.post(EDIT, data=data)
+    assert response.status_code == 403
+    assert "担当範囲の外" in response.get_data(as_text=True)
+    row = library.get_record(RECORD)
+    assert row is not None and row.revision == 1 and row.data["categories"] == ["safety.recall", "safety.product"]
+    assert ("record.edit", f"record:{RECORD}", "denied") in audit_actions(library)
+    # Within the scope the same form saves.
+    data.update(categories="safety.recall", summary="分類を回収だけに")
+    assert client.post(EDIT, data=data).status_code == 302
+    assert library.get_record(RECORD).data["categories"] == ["safety.recall"]  # type: ignore[union-attr]
+
+
+def test_a_scoped_editor_cannot_revert_to_a_revision_outside_their_scope(
+    client_as: Callable[..., FlaskClient], post: Callable[..., Any], library: Library
+) -> None:
+    row = library.get_record(RECORD)
+    assert row is not None
+    edit_record(library, RECORD, {"categories": ["safety.recall"]}, editor_id=None, author="test", summary="s",
+                expected_revision=row.revision)  # fmt: skip
+    edit_record(library, RECORD, {"categories": ["food.allergy"]}, editor_id=None, author="test", summary="s",
+                expected_revision=row.revision + 1)  # fmt: skip
+    # Revision 3 is in the food scope; revision 2 is safety: a food editor may not bring it back.
+    client = client_as("editor", scope_categories=["food"])
+    response = post(client, f"/records/{RECORD}/revert/2", {"base_revision": "3", "summary": "戻す"})
+    assert response.status_code == 403
+    assert library.get_record(RECORD).revision == 3  # type: ignore[union-attr]
+    assert ("record.revert", f"record:{RECORD}", "denied") in audit_actions(library)
+
+
 def test_an_editor_in_scope_and_an_admin_may_edit(client_as: Callable[..., FlaskClient]) -> None:
     for client in (client_as("editor", scope_categories=["safety"]), client_as("editor"), client_as("admin")):
         assert client.get(EDIT).status_code == 200
