@@ -115,18 +115,31 @@ class LoginResult:
 
 
 def check_login(store: Store, email: str, password: str, now: datetime | None = None) -> LoginResult:
-    """Verify a login and update the account's failure count, lock and (when the parameters are old) hash."""
+    """Verify a login and update the account's failure count, lock and (when the parameters are old) hash.
+
+    The argon2 verification runs outside any write transaction (on SQLite a write transaction holds the one
+    write lock for everyone). The outcome is then applied to the row read again under a lock (FOR UPDATE on
+    PostgreSQL; BEGIN IMMEDIATE serializes SQLite's writers), so parallel wrong guesses each count: five of them
+    lock the account whatever their timing (T22).
+    """
     now = now or utcnow()
-    with store.session() as db:
+    with store.session(readonly=True) as db:
         row = find_by_email(db, email)
-        # The password is verified (against a dummy for unknown accounts) before anything else is decided, so
-        # every answer costs about one argon2 verification (ASVS 6.3.8).
-        matches = verify_password(row.password_hash if row else None, password)
+        stored_hash = row.password_hash if row else None
+        user_id = row.id if row else None
+    # Verified (against a dummy for unknown accounts) before anything else is decided, so every answer costs
+    # about one argon2 verification (ASVS 6.3.8).
+    matches = verify_password(stored_hash, password)
+    if user_id is None:
+        return LoginResult()
+    with store.session() as db:
+        row = db.scalar(select(UserRow).where(UserRow.id == user_id).with_for_update())
         if row is None:
             return LoginResult()
         if row.locked_until is not None and row.locked_until > now:
             return LoginResult(locked_for=max(1, int((row.locked_until - now).total_seconds()) + 1))
-        if not matches or row.disabled:
+        # A password changed between the two transactions: the one verified is no longer the account's.
+        if not matches or row.disabled or row.password_hash != stored_hash:
             row.failed_logins += 1
             if row.failed_logins >= MAX_FAILED_LOGINS:
                 row.failed_logins = 0

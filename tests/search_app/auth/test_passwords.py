@@ -105,3 +105,28 @@ def test_an_unknown_account_costs_one_verification_too(app: Flask, make_user: Ca
     assert check_login(store, user.email, "まちがった合言葉です").account is None
     assert check_login(store, "nobody@example.jp", "まちがった合言葉です").account is None
     assert len(calls) == 2 and all(encoded.startswith("$argon2id$") for encoded in calls)
+
+
+@pytest.mark.parametrize("guesses", [12])
+def test_parallel_wrong_guesses_all_count(database_url: str, data_dir: Any, guesses: int) -> None:
+    """T22: wrong guesses sent at once are each counted (no lost update under READ COMMITTED): the fifth locks the
+    account, and every later one finds it locked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from indexer.config import Settings
+    from indexer.library import Library
+    from search_app.auth.accounts import MAX_FAILED_LOGINS, create_user
+
+    library = Library.open(Settings.from_env(data_dir=data_dir, database_url=database_url))
+    try:
+        with library.store.session() as db:
+            email = create_user(db, email="guess@example.jp", display_name="試し", role="editor",
+                                password="みなと市の図書館は駅の北口").email
+        with ThreadPoolExecutor(max_workers=guesses) as pool:
+            results = list(pool.map(lambda _: check_login(library.store, email, "まちがった合言葉です"), range(guesses)))
+        plain_failures = [r for r in results if r.account is None and not r.locked_for]
+        assert len(plain_failures) == MAX_FAILED_LOGINS - 1
+        assert sum(1 for r in results if r.locked_for) == guesses - len(plain_failures)
+        assert check_login(library.store, email, "みなと市の図書館は駅の北口").locked_for
+    finally:
+        library.close()
