@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest
@@ -42,6 +42,7 @@ from search_app.auth.policy import (  # noqa: F401  (the API route authors impor
     access,
     enforce,
     may_edit,
+    policy_of,
 )
 from search_app.auth.sessions import SqlSessionInterface
 
@@ -83,14 +84,28 @@ def reject_cross_site() -> None:
     """A state change from another site is refused even before the token is checked (T20)."""
     if request.method not in UNSAFE_METHODS or request.path.startswith("/api/"):
         return
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise BadRequest(CSRF_FAILED)
     origin = request.headers.get("Origin")
-    if origin == "null":
-        raise BadRequest(CSRF_FAILED)
     # The host, not the scheme: behind a TLS proxy the app may see http while the browser says https.
-    if origin and urlsplit(origin).netloc.lower() != request.host.lower():
+    if (
+        request.headers.get("Sec-Fetch-Site") == "cross-site"
+        or origin == "null"
+        or (origin and urlsplit(origin).netloc.lower() != request.host.lower())
+    ):
+        from search_app.auth.audit import audit
+
+        audit("csrf.cross_site", f"{request.method} {request.path}", outcome="denied", origin=origin or "")
         raise BadRequest(CSRF_FAILED)
+
+
+def no_store_for_accounts(response: Response) -> Response:
+    """T18: nothing shown to a logged-in person, and no page behind a login, is kept by a browser or proxy cache:
+    such pages carry names, e-mail addresses and one-time links. Static files stay cacheable."""
+    if request.endpoint == "static":
+        return response
+    policy = policy_of(current_app, request.endpoint) if request.endpoint else None
+    if current_user.is_authenticated or (policy is not None and PUBLIC not in policy):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def ensure_secret_key(app: Flask, data_dir: Path) -> None:
@@ -140,11 +155,15 @@ def init_app(app: Flask) -> None:
             csrf.exempt(api_blueprint)
     app.register_error_handler(CSRFError, lambda error: _csrf_error())
     app.before_request(enforce)
+    app.after_request(no_store_for_accounts)
     app.context_processor(lambda: {"nav_links": nav_links, "ROLE_LABELS": admin.ROLE_LABELS})
     ratelimit.init_app(app, library.settings.broker_url)
 
 
 def _csrf_error():
+    from search_app.auth.audit import audit
     from search_app.errors import error_response
+
+    audit("csrf.refused", f"{request.method} {request.path}", outcome="denied")  # a forged or stale form (T30)
 
     return error_response(400, CSRF_FAILED)

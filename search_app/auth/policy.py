@@ -96,8 +96,14 @@ def enforce() -> Response | None:
         g.api_key = key
         return None
     if not current_user.is_authenticated:
+        from search_app.auth.audit import audit, security_log
+
         if _is_api() or request.method not in ("GET", "HEAD"):
+            # A change attempted without logging in is a refused access (T30); written to the audit log.
+            audit("access.unauthenticated", f"{request.method} {request.path}", outcome="denied")
             abort(401)
+        # A page read without a session is sent to log in: logged, but not a row each time (crawlers try /admin).
+        security_log.info("login required: %s %s", request.method, request.path.replace("\r", "").replace("\n", ""))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if current_user.role not in policy:
         from search_app.auth.audit import audit

@@ -159,3 +159,31 @@ def test_the_development_server_names_no_version(app: Flask) -> None:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+
+
+def test_pages_seen_logged_in_or_behind_a_login_are_never_cached(app: Flask, client_as: Any) -> None:
+    """T18: every page a logged-in admin gets, and every non-public page even when it only redirects to the
+    login, says no-store; public pages read anonymously and static files stay cacheable."""
+    from search_app.auth.policy import policy_of
+
+    admin = client_as("admin")
+    anonymous = app.test_client()
+    adapter = app.url_map.bind("localhost")
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if "GET" not in (rule.methods or ()) or rule.endpoint == "static":
+            continue
+        values = {name: ARGUMENTS.get(name) or sample_value(rule, name) for name in rule.arguments}
+        url = adapter.build(rule.endpoint, values)
+        assert admin.get(url).headers.get("Cache-Control") == "no-store", url
+        public = PUBLIC in (policy_of(app, rule.endpoint) or ())
+        if not public:
+            assert anonymous.get(url).headers.get("Cache-Control") == "no-store", url
+        checked += 1
+    assert checked >= 20
+    assert anonymous.get("/").headers.get("Cache-Control") != "no-store"
+    css = static_file(app)
+    if css:
+        response = admin.get(f"/static/{css}")
+        response.close()  # a file response: its file is closed with it
+        assert response.headers.get("Cache-Control") != "no-store"

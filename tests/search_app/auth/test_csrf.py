@@ -110,3 +110,35 @@ def test_the_embedded_secret_key_is_made_once_and_kept_private(make_app: Callabl
     key_file = data_dir / "secret_key"
     assert key_file.stat().st_mode & 0o077 == 0
     assert not list(data_dir.glob(".secret_key.*"))
+
+
+def test_refused_forms_and_anonymous_changes_are_audited(app: Flask, client: FlaskClient,
+                                                          make_user: Callable[..., Any],
+                                                          login: Callable[..., FlaskClient],
+                                                          csrf_token: Callable[..., str]) -> None:
+    """T30: every refused access is in the audit log: a missing token, a cross-site origin, a change without a
+    session; CR/LF in what the client controls cannot forge a line."""
+    from sqlalchemy import select
+
+    from indexer.store import AuditRow
+    from search_app import get_library
+
+    editor = login(make_user("editor"))
+    assert editor.post("/logout", data={}).status_code == 400
+    assert editor.post("/logout", data={}, headers={"Origin": "https://evil.example"}).status_code == 400
+    assert client.post("/records/demo-notice-001/retract", data={}).status_code in (400, 401)
+    assert app.test_client().post("/api/v1/notices", json={}).status_code == 401
+    assert client.post("/records/x%0D%0Afake%20line/retract", data={}).status_code in (400, 401)
+    # With a valid token of an anonymous session, the change is refused for want of a login.
+    anonymous = app.test_client()
+    token = csrf_token(anonymous)
+    assert anonymous.post("/records/demo-notice-001/retract", data={"csrf_token": token}).status_code == 401
+    with get_library(app).store.session(readonly=True) as session:
+        rows = session.scalars(select(AuditRow).where(AuditRow.outcome == "denied").order_by(AuditRow.id)).all()
+    actions = [row.action for row in rows]
+    assert "csrf.refused" in actions and "csrf.cross_site" in actions and "api_key.refused" in actions
+    assert "access.unauthenticated" in actions
+    cross = next(row for row in rows if row.action == "csrf.cross_site")
+    assert cross.detail["origin"] == "https://evil.example" and cross.actor.startswith("user:")
+    assert all("\r" not in row.target and "\n" not in row.target for row in rows)
+    assert any("\\r\\nfake line" in row.target for row in rows)
