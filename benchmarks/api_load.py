@@ -1,8 +1,14 @@
 """Requests/s of /api/v1/search against /api/v1/ping on the same gunicorn server, in the same run (issue 3, T29).
 
-    .venv/bin/library init --demo                  # or any data directory the library has built
-    .venv/bin/python benchmarks/api_load.py --data-dir data
+    .venv/bin/python benchmarks/api_load.py --data-dir /tmp/lib100k --records 100000   # issue 3: ~100k records
+    .venv/bin/python benchmarks/api_load.py --data-dir data          # any data directory the library has built
     .venv/bin/python benchmarks/api_load.py --data-dir data --seconds 60 --connections 16 --queries my.txt
+    LIBRARY_FLASK_SEARCH_CACHE_SECONDS=0 .venv/bin/python benchmarks/api_load.py --data-dir data   # no result cache
+
+An empty `--data-dir` is first filled with the demo records plus `--records` livedoor articles (as
+benchmarks/profile_search.py builds it; about 10 minutes for 100,000 here); a built one is reused as it is.
+The searches repeat a few dozen URLs, so the per-process result cache (LIBRARY_FLASK_SEARCH_CACHE_SECONDS, 2 s by
+default) answers most of them; run once more with it set to 0 for the cost of searches that all miss it.
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
 workers, 2 by default, with 8 threads each) on a free loopback port over the given data directory (SQLite +
@@ -336,7 +342,10 @@ def summarise(rounds: list[tuple[Sample, float]], from_wrk: bool) -> Figures:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="a data directory the library has built")
+    parser.add_argument("--data-dir", type=Path, required=True, help="a data directory (built when empty)")
+    parser.add_argument(
+        "--records", type=int, default=0, help="livedoor articles besides the demo records, when building"
+    )
     parser.add_argument(
         "--seconds", type=float, default=20.0, help="load per endpoint, in total (default 20)"
     )
@@ -361,9 +370,12 @@ def main() -> None:
         )
     data_dir = args.data_dir.expanduser().resolve()
     if not (data_dir / "library.db").exists() and not os.environ.get("LIBRARY_DATABASE_URL"):
-        raise SystemExit(
-            f"{data_dir} holds no library.db: build it first (library init --demo, library import)"
-        )
+        sys.path.insert(0, str(REPO))  # run as a script: the repository's packages, benchmarks included
+        from benchmarks.profile_search import build
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log(f"building {data_dir} (demo + {args.records:,} records)")
+        build(data_dir, args.records)
     paths = [f"{SEARCH}?{query}" for query in read_queries(args.queries)]
     use_wrk = shutil.which("wrk") is not None and not args.python_clients
     load: PythonLoad | WrkLoad = WrkLoad(args.connections) if use_wrk else PythonLoad(args.connections)
