@@ -395,7 +395,7 @@ def _accept_edit(
     library: Any, contribution: Contribution, editor_id: int, reviewed_revision: int | None
 ) -> Decision:
     # Only suggested edits go through the editors' code path (overrides); new records need just ingest.
-    from indexer.editing import NoChanges, edit_record
+    from indexer.editing import NoChanges, edit_in_session
     from indexer.store import StaleRevision
 
     store: Store = library.store
@@ -409,53 +409,30 @@ def _accept_edit(
         raise ContributionNotFound()
     if current != reviewed:
         raise RecordChanged(current)
-    # edit_record has its own transaction, so the decision is claimed first (another editor now sees it decided)
-    # and handed back to the queue if the edit cannot be made.
-    with store.session() as db:
-        _claim(db, contribution.id, ContributionStatus.ACCEPTED, editor_id)
+    # The decision and the revision commit together: a crash between them cannot leave an accepted suggestion
+    # without its revision, and a failed edit leaves the suggestion pending (the transaction rolls back).
     try:
-        result = edit_record(
-            library,
-            record_id,
-            contribution.data,
-            editor_id=editor_id,
-            author=author,
-            summary=_summary(contribution),
-            expected_revision=current,
-        )
-    except NoChanges:
-        # The record already says what was proposed (someone made the same correction): nothing left to do.
-        revision = current
-    except Exception as exc:
-        _unclaim(store, contribution.id, editor_id)
-        if isinstance(exc, StaleRevision):
-            raise RecordChanged(exc.current) from exc
-        if isinstance(exc, LookupError):
-            raise ContributionNotFound() from exc
-        raise
-    else:
-        revision = result.revision
-    with store.session() as db:
-        db.execute(
-            update(ContributionRow)
-            .where(ContributionRow.id == contribution.id)
-            .values(resulting_revision=revision)
-        )
-    return Decision(contribution.id, record_id, revision)
-
-
-def _unclaim(store: Store, contribution_id: int, editor_id: int) -> None:
-    with store.session() as db:
-        db.execute(
-            update(ContributionRow)
-            .where(
-                ContributionRow.id == contribution_id,
-                ContributionRow.status == ContributionStatus.ACCEPTED.value,
-                ContributionRow.decided_by == editor_id,
-                ContributionRow.resulting_revision.is_(None),
+        with store.session() as db:
+            _claim(db, contribution.id, ContributionStatus.ACCEPTED, editor_id)
+            try:
+                revision = edit_in_session(
+                    db, record_id, contribution.data, editor_id=editor_id, author=author,
+                    summary=_summary(contribution), expected_revision=current,
+                ).revision  # fmt: skip
+            except NoChanges:
+                # The record already says what was proposed (someone made the same correction): nothing to do.
+                revision = current
+            db.execute(
+                update(ContributionRow)
+                .where(ContributionRow.id == contribution.id)
+                .values(resulting_revision=revision)
             )
-            .values(status=PENDING, decided_by=None, decided_at=None)
-        )
+    except StaleRevision as exc:
+        raise RecordChanged(exc.current) from exc
+    except LookupError as exc:
+        raise ContributionNotFound() from exc
+    library.drain()
+    return Decision(contribution.id, record_id, revision)
 
 
 def reject(store: Store, contribution_id: int, *, editor_id: int, reason: str) -> None:

@@ -194,17 +194,36 @@ def edit_record(
     Raises ValueError (empty summary; NoChanges), RecordValidationError (the merged record is invalid, or a change
     names an identity field), StaleRevision (another revision was saved meanwhile) or LookupError (no record).
     """
+
+    def work(session: Session) -> EditResult:
+        return edit_in_session(
+            session, record_id, changes, editor_id=editor_id, author=author, summary=summary,
+            expected_revision=expected_revision, permitted=permitted,
+        )  # fmt: skip
+
+    return _run(library, work)
+
+
+def edit_in_session(
+    session: Session,
+    record_id: str,
+    changes: dict[str, Any],
+    *,
+    editor_id: int | None,
+    author: str,
+    summary: str,
+    expected_revision: int,
+    permitted: Permitted | None = None,
+) -> EditResult:
+    """edit_record's work in the caller's transaction, for a caller that must commit something with it (accepting
+    a suggested edit commits the decision and the revision together). The caller drains the outbox after."""
     text = _summary(summary)
     refused = sorted(set(changes) & NOT_EDITABLE)
     if refused:
         raise RecordValidationError([FieldError(name, "この項目は編集できません") for name in refused])
-
-    def work(session: Session) -> EditResult:
-        row = _locked_record(session, record_id, expected_revision)
-        return _write(session, row, {**row.data, **changes}, editor_id=editor_id, author=author, summary=text,
-                      permitted=permitted)
-
-    return _run(library, work)
+    row = _locked_record(session, record_id, expected_revision)
+    return _write(session, row, {**row.data, **changes}, editor_id=editor_id, author=author, summary=text,
+                  permitted=permitted)
 
 
 def revert_record(

@@ -345,3 +345,31 @@ def test_a_suggestion_that_no_longer_fits_goes_back_to_the_queue(
         contributions.accept(library, contribution.id, editor_id=editor, reviewed_revision=2)
     assert contributions.get(library.store, contribution.id).status == "pending"  # type: ignore[union-attr]
     contributions.reject(library.store, contribution.id, editor_id=editor, reason="日程が変わりました")
+
+
+def test_accepting_a_suggestion_commits_the_decision_and_the_revision_together(
+    library: Library, citizen: int, editor: int, record_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the revision is written (here: recording the resulting revision) rolls both back: never an
+    accepted suggestion without its revision, nor a revision whose suggestion still waits."""
+    contribution = contributions.submit_edit(
+        library.store, citizen, record_id, {"place": "みなと市民センター"}, base_revision=1
+    )
+    real_update = contributions.update
+    calls = []
+
+    def failing_update(table: object) -> object:
+        calls.append(table)
+        if calls.count(ContributionRow) == 2:  # the first claims the decision; the second follows the revision
+            raise RuntimeError("the process dies here")
+        return real_update(table)
+
+    monkeypatch.setattr(contributions, "update", failing_update)
+    with pytest.raises(RuntimeError):
+        contributions.accept(library, contribution.id, editor_id=editor)
+    monkeypatch.undo()
+    assert calls.count(ContributionRow) == 2
+    assert contributions.get(library.store, contribution.id).status == "pending"  # type: ignore[union-attr]
+    assert library.get_record(record_id).revision == 1  # type: ignore[union-attr]
+    decision = contributions.accept(library, contribution.id, editor_id=editor)
+    assert decision.revision == 2
