@@ -130,3 +130,24 @@ def test_parallel_wrong_guesses_all_count(database_url: str, data_dir: Any, gues
         assert check_login(library.store, email, "みなと市の図書館は駅の北口").locked_for
     finally:
         library.close()
+
+
+def test_every_stored_hash_is_argon2id_at_owasp_parameters(app: Flask, make_user: Callable[..., Any],
+                                                           csrf_token: Any) -> None:
+    """T21: whatever way an account got its password (registration form, invitation, the fixtures' create_user),
+    the stored hash is argon2id with m >= 19 MiB and t >= 2."""
+    from sqlalchemy import select
+
+    client = app.test_client()
+    client.post("/register", data={"csrf_token": csrf_token(client, "/register"), "email": "scan@example.jp",
+                                   "display_name": "走査", "password": "みなと市の図書館は駅の北口",
+                                   "password_confirm": "みなと市の図書館は駅の北口"})  # fmt: skip
+    for role in ("citizen", "editor", "admin"):
+        make_user(role)
+    with get_library(app).store.session(readonly=True) as db:
+        hashes = [h for h in db.scalars(select(UserRow.password_hash)) if h]
+    assert len(hashes) >= 4
+    for encoded in hashes:
+        parameters = extract_parameters(encoded)
+        assert encoded.startswith("$argon2id$")
+        assert parameters.memory_cost >= 19 * 1024 and parameters.time_cost >= 2

@@ -10,6 +10,7 @@ never answered 2xx; whatever it allows must not be refused for want of rights. G
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -160,3 +161,46 @@ def test_an_editor_outside_their_scope_is_refused_on_every_record_route(
         probed += 1
     if probed == 0:
         pytest.skip("no editor route names a record yet")
+
+
+def test_a_shop_reaches_no_other_shops_notice_on_any_route(
+    app: Flask, make_user: Callable[..., Any], login: Callable[..., FlaskClient]
+) -> None:
+    """IDOR probe, generated from the route table: every route that names a shop's notice, called by shop Y (with
+    its API key, or its staff logged in) on shop X's notice, is refused and changes nothing."""
+    library = get_library(app)
+    keys, staff = {}, {}
+    with library.store.session() as db:
+        for name in ("X", "Y"):
+            shop = ShopRow(name=f"店舗{name}")
+            db.add(shop)
+            db.flush()
+            keys[name] = issue_api_key(db, shop.id, label="idor")[1]
+            staff[name] = shop.id
+    client = app.test_client()
+    body = {"shop_notice_id": "x-own", "maker": "みなと電機", "product": "電気ケトル すぐわく",
+            "jan_codes": ["4901234567894"], "hazard": "取っ手が割れるおそれ", "action": "使用を中止してください",
+            "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat()}  # fmt: skip
+    created = client.post("/api/v1/notices", json=body, headers={"Authorization": f"Bearer {keys['X']}"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    shop_y_staff = login(make_user("shop", shop_id=staff["Y"]))
+    token = _token(shop_y_staff, "shop")
+    probed = 0
+    for rule, method in routes(app):
+        if "shop_notice_id" not in rule.arguments:
+            continue
+        url = app.url_map.bind("localhost").build(rule.endpoint, {"shop_notice_id": "x-own"})
+        before = state_fingerprint(app)
+        policy = policy_of(app, rule.endpoint) or frozenset()
+        if SHOP_KEY in policy:
+            response = client.open(url, method=method, headers={"Authorization": f"Bearer {keys['Y']}"},
+                                   json={"severity": "low"} if method == "PATCH" else None)  # fmt: skip
+        else:
+            response = shop_y_staff.open(url, method=method, data={"csrf_token": token})
+        response.close()
+        assert response.status_code in (403, 404), (rule.endpoint, method, response.status_code)
+        assert state_fingerprint(app) == before, (rule.endpoint, method)
+        probed += 1
+    assert probed >= 4
+    mine = client.get("/api/v1/notices/x-own", headers={"Authorization": f"Bearer {keys['X']}"}).get_json()
+    assert mine["status"] == "active" and mine == created.get_json()
