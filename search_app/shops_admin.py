@@ -97,3 +97,21 @@ def revoke_key(key_id: int) -> Response:
         audit("api_key.revoke", f"api-key:{key_id}", shop_id=shop_id, prefix=prefix)
     flash(f"API キー {prefix}… を無効にしました。このキーでの次のリクエストから拒否されます。")
     return redirect(url_for("shops_admin.shops"))
+
+
+@bp.post("/shops/<int:shop_id>/status")
+@access(ADMIN)
+def set_shop_status(shop_id: int) -> Response:
+    """Stop a shop (its keys and its staff's form are refused at once, its notices stay) or let it resume."""
+    disable = request.form.get("disabled") == "1"
+    with _store().session() as db:
+        shop = db.get(ShopRow, shop_id)
+        if shop is None:
+            abort(404)
+        changed = shop.disabled != disable
+        shop.disabled = disable
+        name = shop.name
+    if changed:
+        audit("shop.disable" if disable else "shop.enable", f"shop:{shop_id}", name=name)
+    flash(f"店舗「{name}」を{'停止しました。API キーと店舗の画面は使えなくなります' if disable else '再開しました'}。")
+    return redirect(url_for("shops_admin.shops"))

@@ -293,3 +293,17 @@ def test_the_notice_api_keeps_to_its_document_with_a_key(case: Any, unlimited: t
     case.call_and_validate(
         app=app, headers=bearer(key), excluded_checks=[checks.positive_data_acceptance, checks.ignored_auth]
     )
+
+
+def test_an_admin_stops_a_shop_and_its_key_is_refused_until_resumed(
+    client: FlaskClient, shop: tuple[int, int, str], client_as: Any, post: Any
+) -> None:
+    shop_id, _, key = shop
+    admin = client_as("admin")
+    response = post(admin, f"/admin/shops/{shop_id}/status", {"disabled": "1"}, form_page="/admin/shops")
+    assert response.status_code == 302
+    assert "（停止中）" in admin.get("/admin/shops").get_data(as_text=True)
+    assert_problem(client.post("/api/v1/notices", json=notice_body(), headers=bearer(key)), 401)
+    post(admin, f"/admin/shops/{shop_id}/status", {"disabled": "0"}, form_page="/admin/shops")
+    assert client.post("/api/v1/notices", json=notice_body(), headers=bearer(key)).status_code == 201
+    assert post(client_as("editor"), f"/admin/shops/{shop_id}/status", {"disabled": "1"}).status_code == 403
