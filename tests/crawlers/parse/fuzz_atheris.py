@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing of the parsers with atheris (RELIABILITY T16), run outside pytest.
 
-atheris is a native build and not a project dependency; install it where you fuzz. One target per run:
+atheris is in the test extras; test_atheris.py runs every target for a few minutes in CI. For a longer run,
+one target per process:
 
-    pip install atheris
-    python tests/crawlers/parse/fuzz_atheris.py html -max_total_time=600 -timeout=2 work/corpus-html
+    python tests/crawlers/parse/fuzz_atheris.py html -max_total_time=28800 -timeout=2 work/corpus-html
 
 Targets: html, feed, csv, upload. A failure is any exception but ParseError (warnings count, as in the
 tests), a draft that does not validate, or an input over ``-timeout`` seconds; libFuzzer writes it as
