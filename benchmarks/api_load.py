@@ -171,9 +171,11 @@ def worker_pids(master: int) -> list[int]:
     return sorted(int(pid) for pid in children.read_text().split()) if children.exists() else []
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MiB: all of it (VmRSS), or RssAnon (its heap: what a leak grows) or RssFile
+    (pages of mapped files, the search index and the dictionary, which the kernel may drop and read again)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
