@@ -24,12 +24,14 @@ Decisions:
 * Labels outside UTF-8/UTF-16 and the Japanese encodings (iso-8859-1, windows-1252, gb2312, ...) are
   ignored: on Japanese sites they are server defaults far more often than the truth.
 * Wave dashes are left as the codec gives them; search normalises them. cp932 gives U+FF5E (～) for
-  0x8160, EUC-JP and ISO-2022-JP give U+301C (〜) for the same JIS character.
+  0x8160, EUC-JP and ISO-2022-JP give U+301C (〜) for the same JIS character. ``content_key`` folds these
+  differences, so one document decoded from either encoding has one key (dedupe by content).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +78,9 @@ _LABELS = {
     **dict.fromkeys(("euc-jp", "euc_jp", "eucjp", "x-euc-jp", "cseucpkdfmtjapanese", "ujis"), "euc_jp"),
     **dict.fromkeys(("iso-2022-jp", "iso2022jp", "iso2022_jp", "csiso2022jp", "jis"), "iso2022_jp"),
 }
+# The JIS characters cp932 decodes to other code points than EUC-JP and ISO-2022-JP do, to the latter's:
+# ～ ∥ － ￠ ￡ ￢ → 〜 ‖ − ¢ £ ¬ (Python's cp932 encodes both forms, so UTF-8 text may hold either).
+_CP932_VARIANTS = str.maketrans("\uff5e\u2225\uff0d\uffe0\uffe1\uffe2", "\u301c\u2016\u2212\u00a2\u00a3\u00ac")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _PRESCAN_BYTES = 1024
 _ISO2022_ESCAPES = (b"\x1b$@", b"\x1b$B", b"\x1b(B", b"\x1b(J", b"\x1b(I")
@@ -99,6 +104,11 @@ def decode_document(content: bytes, content_type_header: str | None, kind: Kind)
     if decoded := _strict(content, "utf-8"):
         return _result(decoded, CharsetSource.DETECTED)
     return _best_reading(content, [family for family, _ in declared])
+
+
+def content_key(title: str, text: str) -> str:
+    """sha256 of a document's extracted title and text, the same whichever Japanese encoding it came in."""
+    return hashlib.sha256(f"{title}\n{text}".translate(_CP932_VARIANTS).encode()).hexdigest()
 
 
 def charset_family(label: str) -> str | None:

@@ -16,8 +16,10 @@ The policy, in the order a file meets it:
 * **Documents.** An HTML or PDF file is one record of the kind the uploader chooses (``page`` by default).
   Its ``url`` is the one given, else the one the HTML declares (canonical, og:url), else the library's own
   copy: the record's page in the library (``own_copy_url``), since a ``page`` record needs an http(s) URL;
-  such a record is keyed by the file's sha256. The library never serves the uploaded file: HTML is reduced
-  to text by the parser, and the record page shows that text, escaped.
+  such a record is keyed by its extracted title and text (``crawlers.charset.content_key``), not by the
+  file's bytes, so the same document uploaded in cp932 and in EUC-JP (or re-saved) is one record. The
+  library never serves the uploaded file: HTML is reduced to text by the parser, and the record page shows
+  that text, escaped.
 
 Dependencies point one way (DESIGN): this module cannot ask the web app for its record route, so
 ``RECORD_PAGE_PATH`` states it, and the web tests check that it answers.
@@ -52,6 +54,7 @@ RECORD_PAGE_PATH = "/records/{record_id}"  # search_app.views.record
 PUBLIC_URL_ENV = "LIBRARY_PUBLIC_URL"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # where `library serve` listens by default
 NAME_MAX = 200  # SourceRow.name
+OWN_COPY_KEY_PREFIX = "text-sha256:"  # the external id of a document at its own copy: its text key
 
 # Magic bytes of files we never open, with what to tell the uploader.
 _REFUSED_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -177,15 +180,16 @@ def public_url_from_env(environ: dict[str, str] | None = None, default: str = DE
     return url
 
 
-def own_copy_url(public_url: str, kind: str, sha256: str) -> str:
+def own_copy_url(public_url: str, kind: str, document_key: str) -> str:
     """The record page of the record an uploaded document without a URL becomes (its id is derived from
-    the upload tag and the file's hash, as ``indexer.ingest`` derives it)."""
-    record_id = new_record_id({"kind": kind, "source": UPLOAD_TAG, "external_id": own_copy_key(sha256)})
+    the upload tag and the document's text key, ``ParsedUpload.document_key``, as ``indexer.ingest``
+    derives it)."""
+    record_id = new_record_id({"kind": kind, "source": UPLOAD_TAG, "external_id": own_copy_key(document_key)})
     return public_url.rstrip("/") + RECORD_PAGE_PATH.format(record_id=record_id)
 
 
-def own_copy_key(sha256: str) -> str:
-    return f"sha256:{sha256}"
+def own_copy_key(document_key: str) -> str:
+    return OWN_COPY_KEY_PREFIX + document_key
 
 
 def add_upload_source(

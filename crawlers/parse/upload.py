@@ -9,7 +9,9 @@ decide on. The caller limits the size.
 
 An HTML or PDF file is one document: one draft of the kind the uploader chose (``page`` by default). Its URL
 is the one given, else (HTML) the one the document declares, else ``fallback_url`` (the library's own copy,
-``crawlers.uploads``). HTML is reduced to its text; nothing of its markup reaches a draft.
+``crawlers.uploads``), which may be a function of the document's ``ParsedUpload.document_key``: the key of its
+text, the same for the document in any encoding. HTML is reduced to its text; nothing of its markup reaches a
+draft.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -24,7 +27,7 @@ from typing import Any, get_origin
 
 from pypdf import PasswordType, PdfReader
 
-from crawlers.charset import decode_document
+from crawlers.charset import content_key, decode_document
 from crawlers.parse.errors import ParseError
 from crawlers.parse.html import document_url, extract_html
 from crawlers.parse.opendata import UnknownDataset, parse_opendata_csv
@@ -45,6 +48,8 @@ DOCUMENT_KINDS: tuple[str, ...] = tuple(
 )
 # Only to resolve a document's relative links when it has no URL of its own; never stored.
 _NO_URL = "https://upload.invalid/"
+# A URL, or the URL for a document key.
+FallbackURL = str | Callable[[str], str | None] | None
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,12 @@ class ParsedUpload:
     drafts: list[dict]
     errors: list[str] = field(default_factory=list)
     """One Japanese line per record left out, starting with where it is ("3 行目", "2 件目")."""
+    document_key: str | None = None
+    """An HTML or PDF document's ``crawlers.charset.content_key`` of its title and text; None for records."""
 
 
 def parse_upload(filename: str, content: bytes, *, url: str | None = None, kind: str = "page",
-                 organizer: str | None = None, fallback_url: str | None = None) -> ParsedUpload:
+                 organizer: str | None = None, fallback_url: FallbackURL = None) -> ParsedUpload:
     """Drafts from a CSV, JSON, JSONL, HTML or PDF file.
 
     ``kind``, ``url`` and ``fallback_url`` apply to HTML and PDF documents (see the module doc);
@@ -65,13 +72,13 @@ def parse_upload(filename: str, content: bytes, *, url: str | None = None, kind:
     suffix = PurePath(filename).suffix.lower()
     if content.lstrip()[:5] == b"%PDF-" or suffix == ".pdf":
         title, text = _pdf_text(content)
-        return ParsedUpload([_document(title, text, None, kind, url, organizer, fallback_url)])
+        return _one_document(title, text, None, kind, url, organizer, fallback_url)
     if content[:4] == b"PK\x03\x04" or suffix in (".xlsx", ".xls", ".ods"):
         raise ParseError(
             "表計算ソフトのファイルは読めません。CSV（UTF-8）で保存してからアップロードしてください"
         )
     if suffix in (".html", ".htm", ".xhtml"):
-        return ParsedUpload([_html(content, kind, url, organizer, fallback_url)])
+        return _html(content, kind, url, organizer, fallback_url)
     if suffix == ".json":
         return _checked(_json(_text(content)))
     if suffix in (".jsonl", ".ndjson"):
@@ -82,11 +89,11 @@ def parse_upload(filename: str, content: bytes, *, url: str | None = None, kind:
 
 
 def _sniffed(content: bytes, filename: str, kind: str, url: str | None, organizer: str | None,
-             fallback_url: str | None) -> ParsedUpload:
+             fallback_url: FallbackURL) -> ParsedUpload:
     """No telling extension: the first character decides."""
     text = _text(content).lstrip()
     if text.startswith("<"):
-        return ParsedUpload([_html(content, kind, url, organizer, fallback_url)])
+        return _html(content, kind, url, organizer, fallback_url)
     if text.startswith("["):
         return _checked(_json(text))
     if text.startswith("{"):
@@ -203,10 +210,18 @@ def _generic_csv(text: str) -> _Items:
     return items
 
 
-def _html(content: bytes, kind: str, url: str | None, organizer: str | None, fallback_url: str | None) -> dict:
+def _html(content: bytes, kind: str, url: str | None, organizer: str | None,
+          fallback_url: FallbackURL) -> ParsedUpload:
     own = (absolute_http_url(url) if url else None) or document_url(content)
-    page = extract_html(content, url=own or fallback_url or _NO_URL)
-    return _document(page.title, page.text, page.published_at, kind, own, organizer, fallback_url)
+    page = extract_html(content, url=own or _NO_URL)
+    return _one_document(page.title, page.text, page.published_at, kind, own, organizer, fallback_url)
+
+
+def _one_document(title: str, text: str, published_at: datetime | None, kind: str, url: str | None,
+                  organizer: str | None, fallback_url: FallbackURL) -> ParsedUpload:
+    key = content_key(title, text)
+    fallback = fallback_url(key) if callable(fallback_url) else fallback_url
+    return ParsedUpload([_document(title, text, published_at, kind, url, organizer, fallback)], document_key=key)
 
 
 def _document(title: str, text: str, published_at: datetime | None, kind: str, url: str | None,

@@ -172,6 +172,43 @@ def test_conditional_get_state_is_kept_per_source(library: Library, site: Site, 
         assert session.scalar(select(func.count()).select_from(FetchStateRow)) == 2
 
 
+def test_the_same_page_in_two_encodings_is_one_record(library: Library, make_server, make_fetcher) -> None:
+    server = make_server()
+    text = "<title>窓口の受付時間</title></head><body><main><p>受付は９時〜１７時です。高橋窓口</p></main></body></html>"
+    # cp932 gives back ～ (U+FF5E) where EUC-JP and UTF-8 give 〜 (U+301C): still the same page.
+    pages = {"/utf8": (f'<html><head><meta charset="utf-8">{text}'.encode(), "text/html; charset=utf-8"),
+             "/sjis": (f'<html><head><meta charset="Shift_JIS">{text}'.encode("cp932"), "text/html"),
+             "/euc": (f"<html><head>{text}".encode("euc_jp"), "text/html")}  # undeclared EUC-JP
+    for path, (body, content_type) in pages.items():
+        server.route(path)(lambda r, body=body, content_type=content_type: r.reply(200, body,
+                                                                                 {"Content-Type": content_type}))
+    source = add_source(library.store, "web", [server.url(path) for path in pages], provenance="government",
+                        depth=0)
+    assert counts(crawl(library, source.id, fetcher=make_fetcher())) == (3, 1, 0, 2, 0, 0)
+    [record] = records_of(library, source.id).values()
+    assert (record.data["url"], record.title) == (server.url("/utf8"), "窓口の受付時間")
+    assert record.data["body"] == "受付は９時〜１７時です。高橋窓口"
+    with library.store.session(readonly=True) as session:  # each URL knows its record, for the next run
+        assert set(session.scalars(select(FetchStateRow.record_id))) == {record.id}
+    assert counts(crawl(library, source.id, fetcher=make_fetcher())) == (3, 0, 0, 3, 0, 0)
+
+
+def test_a_retry_after_beyond_the_fetch_budget_is_an_error_on_the_run(library: Library, make_server,
+                                                                       make_fetcher) -> None:
+    server = make_server()
+    server.route("/busy")(lambda r: r.reply(429, b"", {"Retry-After": "3"}))
+    server.route("/fine")(lambda r: r.reply(200, page("休館日", "月曜日は休館です。"), HTML))
+    source = add_source(library.store, "web", [server.url("/busy"), server.url("/fine")], provenance="government",
+                        depth=0)
+    summary = crawl(library, source.id, fetcher=make_fetcher(total_timeout=1.0))
+    assert counts(summary) == (1, 1, 0, 0, 1, 0) and summary.status == "finished"  # the crawl went on
+    [error] = summary.errors
+    assert (error["url"], error["rule"]) == (server.url("/busy"), "total-timeout")
+    assert "3.0 秒後の再試行" in error["message"] and server.hits["/busy"] == 1
+    with library.store.session(readonly=True) as session:  # recorded on the source's run
+        assert session.scalars(select(CrawlRunRow.errors)).one() == summary.errors
+
+
 def test_a_feed_source(library: Library, make_server, make_fetcher) -> None:
     server = make_server()
     items = [("n-1", "/news/1", "図書館の臨時休館"), ("n-2", "/news/2", "防災訓練のお知らせ"), ("n-3", None, "リンクなし")]

@@ -8,6 +8,7 @@ import json
 import pypdf
 import pytest
 
+from crawlers.charset import content_key
 from crawlers.parse import ParseError
 from crawlers.parse.upload import ParsedUpload, parse_upload
 
@@ -141,6 +142,22 @@ def test_html_upload_uses_the_given_url_or_the_declared_one(assert_valid):
     with pytest.raises(ParseError, match="URL"):
         parse_upload("page.htm", html)
 
+
+
+def test_the_fallback_may_be_a_function_of_the_documents_text_key(assert_valid):
+    html = "<html><head><title>お知らせ</title></head><body><main><p>受付は9時〜正午です。</p></main></body>"
+
+    def own(key: str) -> str:
+        return f"https://library.example.jp/records/page-{key[:16]}"
+
+    sjis = parse_upload("a.html", html.encode("cp932"), fallback_url=own)
+    euc = parse_upload("b.html", html.encode("euc_jp"), fallback_url=own)
+    # cp932 reads the wave dash as ～, EUC-JP as 〜: the key folds that, the text keeps what the codec read.
+    assert sjis.document_key == euc.document_key == content_key("お知らせ", "受付は9時〜正午です。")
+    assert only(sjis)["url"] == only(euc)["url"] == own(sjis.document_key)
+    assert (only(sjis)["body"], only(euc)["body"]) == ("受付は9時～正午です。", "受付は9時〜正午です。")
+    assert_valid(only(sjis))
+    assert parse_upload("a.json", b'[{"kind": "faq", "title": "x"}]').document_key is None  # records: no key
 
 HOSTILE = ('<html><head><title>回覧板のお知らせ</title><script>alert("x")</script></head><body>'
            '<main><p onclick="steal()">町内清掃は５月１０日～です。</p><img src=x onerror="alert(1)">'
