@@ -8,11 +8,15 @@ How it stays safe:
   check and the connect (rebinding). TLS still verifies the certificate against the hostname (SNI).
 * Redirects are followed here, never by httpx: at most ``max_redirects`` hops, each URL checked like the
   first, and credentials (Authorization, Cookie) dropped for good once the origin changes.
-* Limits. Connect and per-read timeouts, plus a wall-clock budget for one attempt enforced at the socket
-  (slow headers count too). Bodies are decompressed here in bounded steps and counted after decoding, so
-  a decompression bomb stops at the cap plus one step.
+* Limits. Connect and per-read timeouts, plus a wall-clock budget for the whole fetch() call (every attempt,
+  redirect hop and retry wait) enforced at the socket (slow headers count too); a Retry-After longer than
+  what is left of it fails the fetch instead of waiting (T13: each fetch ends within 30 s). Bodies are
+  decompressed here in bounded steps and counted after decoding, so a decompression bomb stops at the cap
+  plus one step.
 * Politeness. One request at a time per host with a delay (robots.txt Crawl-delay if larger), robots.txt
-  obeyed, and a User-Agent that says who we are.
+  obeyed, and a User-Agent that says who we are. The throttle and the robots.txt cache belong to the
+  fetcher, so crawls share one fetcher per process (``indexer.tasks.CrawlFetcher``); across processes a
+  ``HostLease`` (Redis, ``crawlers.hostlease``) keeps the same rule.
 
 Connections never outlive an attempt: each attempt gets its own transport and connection pool.
 """
@@ -47,6 +51,7 @@ from crawlers.errors import (
     TooLarge,
     TooManyRedirects,
 )
+from crawlers.hostlease import HostLease
 from crawlers.netguard import DEFAULT_PORTS, AllowList, CheckedURL, check_address, check_url
 from crawlers.policy import FetchPolicy
 from crawlers.robots import RobotsCache
@@ -103,9 +108,14 @@ def redact_url(url: str) -> str:
 
 
 class _Budget:
-    """Wall-clock time left for one attempt; politeness waits and robots.txt fetches are not counted."""
+    """Wall-clock time left for one fetch() call: its attempts, redirect hops and retry waits.
+
+    Not counted: waiting for our turn at the host (politeness; that is other fetches' time) and robots.txt
+    (a fetch of its own, with a budget of its own).
+    """
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self._deadline = time.monotonic() + seconds
 
     def remaining(self) -> float:
@@ -124,6 +134,10 @@ class _Budget:
             yield
         finally:
             self._deadline += time.monotonic() - started
+
+    def spend(self, seconds: float) -> None:
+        """Count a wait made through an injectable sleep (paused while it ran, so it counts exactly once)."""
+        self._deadline -= seconds
 
 
 class _BudgetStream(httpcore.NetworkStream):
@@ -260,16 +274,19 @@ class _BodyDecoder:
 
 
 class _HostThrottle:
-    """One request at a time per host, and ``delay`` seconds from the end of one to the next."""
+    """One request at a time per host, and ``delay`` seconds from the end of one to the next: between the
+    threads of this process, and through ``shared`` (a HostLease) between processes."""
 
     @dataclass
     class _Host:
         lock: threading.Lock = field(default_factory=threading.Lock)
         next_start: float = float("-inf")
 
-    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None],
+                 shared: HostLease | None = None) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._shared = shared
         self._guard = threading.Lock()
         self._hosts: dict[str, _HostThrottle._Host] = {}
 
@@ -277,18 +294,24 @@ class _HostThrottle:
         with self._guard:
             state = self._hosts.setdefault(host, self._Host())
         state.lock.acquire()
-        wait = state.next_start - self._clock()
-        if wait > 0:
-            try:
+        try:
+            wait = state.next_start - self._clock()
+            if wait > 0:
                 self._sleep(wait)
-            except BaseException:
-                state.lock.release()
-                raise
+            if self._shared is not None:  # only one thread per host of this process ever waits for it
+                self._shared.acquire(host)
+        except BaseException:
+            state.lock.release()
+            raise
 
     def release(self, host: str, delay: float) -> None:
         state = self._hosts[host]
-        state.next_start = self._clock() + delay
-        state.lock.release()
+        try:
+            if self._shared is not None:
+                self._shared.release(host, delay)
+        finally:
+            state.next_start = self._clock() + delay
+            state.lock.release()
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -338,17 +361,19 @@ class SafeFetcher:
     """GET with every DESIGN §10 guard. Thread-safe; holds no connections between fetches.
 
     ``resolver`` has ``socket.getaddrinfo``'s signature (tests pass fakes). ``clock`` and ``sleep`` drive
-    politeness, retry waits and the robots.txt cache; the per-attempt time budget always uses real time.
+    politeness, retry waits and the robots.txt cache; the time budget runs on real time (retry waits made
+    through ``sleep`` are counted as they are asked for). ``host_lease`` extends one-request-per-host to
+    other processes (``crawlers.hostlease``).
     """
 
     def __init__(self, policy: FetchPolicy | None = None, *, resolver: Resolver = socket.getaddrinfo,
                  ssl_context: ssl.SSLContext | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, host_lease: HostLease | None = None) -> None:
         self.policy = FetchPolicy.from_env() if policy is None else policy
         self._resolver = resolver
         self._ssl_context = httpx.create_ssl_context() if ssl_context is None else ssl_context
         self._sleep = sleep
-        self._throttle = _HostThrottle(clock, sleep)
+        self._throttle = _HostThrottle(clock, sleep, host_lease)
         connect, read = self.policy.connect_timeout, self.policy.read_timeout
         self._timeouts = httpx.Timeout(connect=connect, read=read, write=read, pool=connect).as_dict()
         self.robots = RobotsCache(self.fetch, self.policy, clock=clock)
@@ -365,7 +390,9 @@ class SafeFetcher:
         options = _Options(respect_robots, max_bytes, truncate, etag, last_modified)
         try:
             start = self._check(url)
-            return self._with_retries(start, self._request_headers(headers, etag, last_modified), options)
+            budget = _Budget(self.policy.total_timeout)
+            return self._with_retries(start, self._request_headers(headers, etag, last_modified), options,
+                                      budget)
         except FetchError as exc:
             if exc.url is None:
                 exc.url = url
@@ -399,18 +426,28 @@ class SafeFetcher:
             headers["if-modified-since"] = last_modified
         return headers
 
-    def _with_retries(self, start: CheckedURL, headers: dict[str, str], options: _Options) -> FetchResult:
+    def _with_retries(self, start: CheckedURL, headers: dict[str, str], options: _Options,
+                      budget: _Budget) -> FetchResult:
         attempt = 1
         while True:
             try:
-                return self._attempt(start, headers, options)
+                return self._attempt(start, headers, options, budget)
             except HTTPStatusError as exc:
                 wait = self._retry_wait(exc, attempt)
                 if wait is None:
                     raise
+                remaining = budget.remaining()
+                if wait >= remaining:
+                    # Waiting would break the promise that a fetch ends within its budget (T13).
+                    raise FetchTimeout(
+                        f"HTTP {exc.status}: サーバーは {wait:.1f} 秒後の再試行を求めましたが、1 回の取得の時間枠 "
+                        f"{budget.seconds:.0f} 秒の残り {max(remaining, 0):.1f} 秒を超えるため、待たずに中止しました",
+                        rule=Rule.TOTAL_TIMEOUT, url=exc.url) from None
                 log.info("HTTP %s from %s, retrying in %.1f s", exc.status, redact_url(start.url), wait,
                          extra={"rule": str(exc.rule), "url": redact_url(start.url)})
-                self._sleep(wait)
+                with budget.paused():
+                    self._sleep(wait)
+                budget.spend(wait)
                 attempt += 1
 
     def _retry_wait(self, exc: HTTPStatusError, attempt: int) -> float | None:
@@ -421,8 +458,8 @@ class SafeFetcher:
             wait = self.policy.retry_backoff * 2 ** (attempt - 1)
         return wait if wait <= self.policy.retry_max_wait else None
 
-    def _attempt(self, start: CheckedURL, headers: dict[str, str], options: _Options) -> FetchResult:
-        budget = _Budget(self.policy.total_timeout)
+    def _attempt(self, start: CheckedURL, headers: dict[str, str], options: _Options,
+                 budget: _Budget) -> FetchResult:
         backend = _PinningBackend(self.policy.allow, self._resolver, budget)
         target, redirects = start, []
         # The transport is used directly: httpx.Client would parse Location headers and keep cookies.

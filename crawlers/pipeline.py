@@ -45,8 +45,10 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from crawlers.charset import content_key
 from crawlers.errors import FetchError, RobotsDisallowed
 from crawlers.fetch import FetchResult, SafeFetcher, redact_url
+from crawlers.hostlease import process_alive
 from crawlers.parse import ParseError
 from crawlers.parse.feed import feed_entry_draft, parse_feed
 from crawlers.parse.html import extract_html, page_draft
@@ -54,13 +56,14 @@ from crawlers.parse.opendata import parse_opendata_csv
 from crawlers.parse.upload import parse_upload
 from crawlers.policy import FetchPolicy
 from crawlers.sources import WebScope
-from crawlers.uploads import UPLOAD_TAG, own_copy_key, own_copy_url
+from crawlers.uploads import OWN_COPY_KEY_PREFIX, UPLOAD_TAG, own_copy_key, own_copy_url
 from indexer.ingest import IngestConflict, IngestOutcome, ingest_record
 from indexer.library import Library
 from indexer.store import (
     CrawlFrontierRow,
     CrawlRunRow,
     FetchStateRow,
+    RecordRow,
     RunStatus,
     SourceKind,
     SourceRow,
@@ -72,7 +75,9 @@ from schemas import RecordValidationError
 
 log = logging.getLogger("crawlers.pipeline")
 
-LEASE = timedelta(minutes=10)  # longer than one unit can take: 3 fetch attempts of 30 s and their waits
+# Longer than one unit can take: a fetch of at most 30 s, retries included, and its turn at the host (which
+# other crawls of that host share).
+LEASE = timedelta(minutes=10)
 MAX_ERRORS = 50
 MAX_UNIT_ATTEMPTS = 3
 DRAIN_EVERY = 100  # records stored between two drains of the outbox
@@ -154,16 +159,6 @@ def _owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 def _holds_lease(run: CrawlRunRow, now: datetime) -> bool:
     """Is the run's worker alive? Its heartbeat must be recent, and on this host its process must exist.
 
@@ -175,7 +170,7 @@ def _holds_lease(run: CrawlRunRow, now: datetime) -> bool:
     host, _, rest = run.owner.partition("/")
     pid = int(rest.partition("/")[0] or 0)
     if host == socket.gethostname() and pid != os.getpid():
-        return _process_alive(pid)
+        return process_alive(pid)
     return True
 
 
@@ -387,11 +382,11 @@ class _Crawler:
         if len(canonical) <= MAX_EXTERNAL_ID:  # else the record is found by its URL, the same key
             draft["external_id"] = canonical
         record = self._record(draft)
-        content_key = hashlib.sha256(f"{page.title}\n{page.text}".encode()).hexdigest()
+        text_key = content_key(page.title, page.text)
         with self.store.session() as session:
             # The same text under another URL of the source (/ and /index.html, two encodings) is one record.
             record_id = session.scalar(select(FetchStateRow.record_id).where(
-                FetchStateRow.source_id == self.source.id, FetchStateRow.content_key == content_key,
+                FetchStateRow.source_id == self.source.id, FetchStateRow.content_key == text_key,
                 FetchStateRow.url_key != unit.key).limit(1))
             if record_id is not None:
                 self.run.counts.unchanged += 1
@@ -399,7 +394,7 @@ class _Crawler:
                 record_id = self._ingest(session, record, unit.url)
             if record_id is None:  # the error is on the run; the page's links are still followed
                 return self._close(session, unit, UnitState.FAILED, links=links)
-            fetch_state = self._state(unit, result, content_key=content_key, record_id=record_id, links=links)
+            fetch_state = self._state(unit, result, content_key=text_key, record_id=record_id, links=links)
             return self._close(session, unit, UnitState.DONE, links=links, state=fetch_state)
 
     def _state(self, unit: _Unit, result: FetchResult, **fields: object) -> FetchStateRow:
@@ -453,7 +448,11 @@ class _Crawler:
         for number, batch in enumerate(batches, start=1):
             with self.store.session() as session:
                 for draft in batch:
-                    self._ingest(session, self._record(draft), self._label(unit))
+                    record = self._record(draft)
+                    if self.upload and self._same_document_stored(session, record):
+                        self.run.counts.unchanged += 1
+                        continue
+                    self._ingest(session, record, self._label(unit))
                 if number < len(batches):
                     self.run.fence(session)
                 else:
@@ -504,18 +503,37 @@ class _Crawler:
         error on the run, named by the file's display name and its line."""
         options = self.source.options
         kind = options.get("kind") or "page"
-        digest = hashlib.sha256(content).hexdigest()
-        own_url = own_copy_url(options["public_url"], kind, digest) if options.get("public_url") else None
+        public_url = options.get("public_url")
+
+        def own_url(document_key: str) -> str | None:
+            return own_copy_url(public_url, kind, document_key) if public_url else None
+
         # The stored file's extension is its checked type; a file source added by path keeps its own name.
         name = f"upload.{options['type']}" if options.get("type") else Path(self.source.location).name
         parsed = parse_upload(name, content, url=options.get("url"), kind=kind,
                               organizer=self.source.organization or self.source.name, fallback_url=own_url)
         for problem in parsed.errors:
             self.run.add_error(self.source.name, ParseError(problem))
+        # A document at its own copy is keyed by its text, not its bytes: the same document uploaded in
+        # another encoding (or re-saved) is the same record.
+        own = own_url(parsed.document_key) if parsed.document_key else None
         for draft in parsed.drafts:
-            if own_url is not None and draft.get("url") == own_url:
-                draft["external_id"] = own_copy_key(digest)  # the key own_copy_url derived the record id from
+            if own is not None and draft.get("url") == own:
+                draft["external_id"] = own_copy_key(parsed.document_key)  # own_copy_url's record id comes from it
         return parsed.drafts
+
+    @staticmethod
+    def _same_document_stored(session: Session, record: dict[str, Any]) -> bool:
+        """Is this own-copy document stored already, with the same text up to the codecs' variants (～ for 〜)?
+        Then it is the same document in another encoding: no revision that only swaps those characters."""
+        key = record.get("external_id") or ""
+        if not key.startswith(OWN_COPY_KEY_PREFIX):
+            return False
+        stored = session.scalar(select(RecordRow).where(RecordRow.source == record["source"],
+                                                        RecordRow.external_id == key))
+        return (stored is not None and stored.status == "published"
+                and content_key(stored.data.get("title", ""), stored.data.get("body", ""))
+                == content_key(record.get("title", ""), record.get("body", "")))
 
     def _label(self, unit: _Unit) -> str:
         """How errors name the unit: an upload by the name it was uploaded under, never its stored path."""

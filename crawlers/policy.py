@@ -38,7 +38,8 @@ class FetchPolicy:
     # Addresses and ports.
     allow: AllowList = field(default_factory=AllowList)  # LIBRARY_CRAWL_ALLOW_HOSTS
     allowed_ports: frozenset[int] = frozenset({80, 443, 8080, 8443})
-    # Time: connect and per-read timeouts, and a wall-clock budget for one attempt (all redirect hops).
+    # Time: connect and per-read timeouts, and a wall-clock budget for one fetch (all its attempts, redirect
+    # hops and retry waits: a Retry-After beyond what is left fails the fetch).
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     total_timeout: float = 30.0

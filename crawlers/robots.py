@@ -2,7 +2,8 @@
 
 Decisions:
 
-* One parser per (scheme, host, port), kept for ``robots_ttl`` (24 h; RFC 9309 §2.4 says not longer).
+* One parser per (scheme, host, port), kept for ``robots_ttl`` (24 h; RFC 9309 §2.4 says not longer),
+  fetched once however many threads ask for it at the same time.
 * 4xx ("unavailable", §2.3.1.3) allows everything, 401 and 403 included; the stdlib's robotparser
   disallows on 401/403, we follow the RFC. 429 is treated like 5xx: the server asks us to back off.
 * 5xx, timeouts, refused connections, refused addresses and more redirects than the fetcher follows
@@ -56,6 +57,7 @@ class RobotsCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._rules: dict[tuple[str, str, int], _Rules] = {}
+        self._loading: dict[tuple[str, str, int], threading.Lock] = {}  # one robots.txt fetch per origin at a time
 
     def check(self, url: CheckedURL) -> None:
         """Raise RobotsUnavailable or RobotsDisallowed unless ``url`` may be fetched."""
@@ -70,13 +72,23 @@ class RobotsCache:
         return None if parser is None else parser.crawl_delay(BOT_NAME)
 
     def _rules_for(self, url: CheckedURL) -> _Rules:
+        rules = self._fresh(url.origin)
+        if rules is not None:
+            return rules
         with self._lock:
-            rules = self._rules.get(url.origin)
-        if rules is None or rules.expires <= self._clock():
-            rules = self._load(robots_url(url))
-            with self._lock:
-                self._rules[url.origin] = rules
+            loading = self._loading.setdefault(url.origin, threading.Lock())
+        with loading:
+            rules = self._fresh(url.origin)  # another thread may have loaded it while this one waited
+            if rules is None:
+                rules = self._load(robots_url(url))
+                with self._lock:
+                    self._rules[url.origin] = rules
         return rules
+
+    def _fresh(self, origin: tuple[str, str, int]) -> _Rules | None:
+        with self._lock:
+            rules = self._rules.get(origin)
+        return rules if rules is not None and rules.expires > self._clock() else None
 
     def _load(self, url: str) -> _Rules:
         try:

@@ -344,17 +344,17 @@ class _UnitProgress:
 @click.argument("source_id", type=int, required=False)
 @click.option("--all", "every", is_flag=True, help="有効なすべての取得元")
 def crawl(source_id: int | None, every: bool) -> None:
-    from crawlers.fetch import SafeFetcher
     from crawlers.pipeline import SourceBusy, SourceNotFound, enabled_source_ids
     from crawlers.pipeline import crawl as crawl_source
-    from crawlers.policy import FetchPolicy
     from indexer.store import RunStatus
+    from indexer.tasks import build_crawl_fetcher
 
     if (source_id is None) == (not every):
         raise click.UsageError("SOURCE_ID か --all のどちらか一方を指定してください")
     try:
-        fetcher = SafeFetcher(FetchPolicy.from_env())
-    except ValueError as exc:
+        # With a Redis broker, the same host leases as the workers': a crawl from here takes turns with theirs.
+        fetcher = build_crawl_fetcher(Settings.from_env().broker_url)
+    except ValueError as exc:  # a bad crawl setting (ConfigError is one too)
         raise click.ClickException(str(exc)) from exc
     library = _open_library()
     all_finished = True

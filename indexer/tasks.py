@@ -46,6 +46,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from crawlers import pipeline
+from crawlers.fetch import SafeFetcher
+from crawlers.hostlease import RedisHostLease
+from crawlers.policy import FetchPolicy
 from crawlers.sources import last_run_starts, parse_schedule
 from indexer.library import Library
 from indexer.notices import expire_notices
@@ -60,12 +63,14 @@ RETRY_BACKOFF_MAX = 600  # seconds: the longest countdown any task is given
 # A crawl that outlives it may be delivered a second time; the crawl's lease turns that delivery into a no-op.
 # LIBRARY_CELERY_VISIBILITY_TIMEOUT shortens it for the fault-injection tests.
 VISIBILITY_TIMEOUT = int(os.environ.get("LIBRARY_CELERY_VISIBILITY_TIMEOUT") or 3600)
-# A message whose task never finished (the worker crashed, was OOM-killed) this many times is dead-lettered
-# instead of delivered again, so one poison message cannot stall the queue forever (T26 e).
+# A message is delivered at most this many times while its task never finishes (the worker crashed, was
+# OOM-killed): the delivery that reaches it is dead-lettered instead of run, so one poison message cannot stall
+# the queue forever (T26 e: dead-lettered after ≤ 3 deliveries; it ran on the first two).
 MAX_DELIVERIES = 3
 DELIVERY_KEY = "library:deliveries:{task_id}"
 DEAD_LETTER_KEY = "library:dead-letters"
 MAX_RETRIES = 3
+HOST_LEASE_MARGIN = 30.0  # seconds a host lease outlives a fetch's whole time budget
 SCHEDULE_REFRESH = 60.0  # seconds between re-reads of the sources' schedules by beat
 DRAIN_INTERVAL = 60.0
 EXPIRE_INTERVAL = 900.0
@@ -103,8 +108,9 @@ class AppContextTask(Task):
 
     With a Redis broker, each delivery of a message is counted in Redis before the task runs, and the count is
     cleared when the task returns (success, failure or retry). A count still set at the next delivery means the
-    worker died inside the task; after MAX_DELIVERIES such deliveries the message is dead-lettered: recorded in
-    the `library:dead-letters` list and acknowledged without running.
+    worker died inside the task; the MAX_DELIVERIES-th delivery of such a message is dead-lettered: recorded in
+    the `library:dead-letters` list (its deliveries, and how many runs never finished) and acknowledged without
+    running.
     """
 
     def __call__(self, *args: object, **kwargs: object) -> object:
@@ -117,11 +123,12 @@ class AppContextTask(Task):
                 client.expire(key, 7 * 24 * 3600)
             except (RedisError, OSError) as exc:  # the broker is restarting: run uncounted rather than not at all
                 log.warning("task %s[%s]: delivery not counted: %s", self.name, self.request.id, exc)
-            if deliveries > MAX_DELIVERIES:
-                log.error("task %s[%s] dead-lettered after %d unfinished deliveries", self.name, self.request.id,
-                          deliveries - 1)
+            if deliveries >= MAX_DELIVERIES:
+                log.error("task %s[%s] dead-lettered at delivery %d: %d runs never finished", self.name,
+                          self.request.id, deliveries, deliveries - 1)
                 client.rpush(DEAD_LETTER_KEY, json.dumps(
-                    {"task": self.name, "id": self.request.id, "args": list(args), "deliveries": deliveries - 1}))
+                    {"task": self.name, "id": self.request.id, "args": list(args), "deliveries": deliveries,
+                     "unfinished_runs": deliveries - 1}))
                 client.delete(key)
                 return None
         with self.app.flask_app.app_context():
@@ -129,15 +136,9 @@ class AppContextTask(Task):
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, producer: Any = None,
                     link: Any = None, link_error: Any = None, shadow: str | None = None, **options: Any) -> Any:
-        """A task due after the visibility timeout would be delivered again before it is due (T26 d): refused.
-        Covers submissions and autoretries (their backoff is capped far below it)."""
-        countdown, eta = options.get("countdown"), options.get("eta")
-        wait = float(countdown or 0)
-        if eta is not None:
-            due = eta if isinstance(eta, datetime) else datetime.fromisoformat(str(eta))
-            wait = max(wait, (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp() - time.time())
-        if wait > VISIBILITY_TIMEOUT * 0.9:
-            raise ValueError(f"task {self.name} due in {wait:.0f} s: later than the broker's visibility timeout allows")
+        """The long-ETA guard (``_refuse_long_eta``) before anything else, so a refused task has no side effect
+        (LibraryCelery.send_task checks again, for messages sent by name)."""
+        _refuse_long_eta(self.name, options.get("countdown"), options.get("eta"), _visibility_timeout(self.app))
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
 
     def after_return(self, status: str, retval: object, task_id: str, args: object, kwargs: object,
@@ -176,6 +177,62 @@ class LibraryCelery(Celery):
     def __init__(self, flask_app: Flask) -> None:
         super().__init__(flask_app.import_name, task_cls=AppContextTask)
         self.flask_app = flask_app
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, countdown: float | None = None,
+                  eta: Any = None, **options: Any) -> Any:
+        """Every message leaves through here (``apply_async`` too), so the long-ETA guard holds for all."""
+        _refuse_long_eta(name, countdown, eta, _visibility_timeout(self))
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+
+def _visibility_timeout(app: Celery) -> float:
+    return float((app.conf.broker_transport_options or {}).get("visibility_timeout") or VISIBILITY_TIMEOUT)
+
+
+def _refuse_long_eta(name: str, countdown: float | None, eta: Any, visibility_timeout: float) -> None:
+    """A task due after the visibility timeout would be delivered again before it is due (T26 d): refused.
+    Covers submissions and autoretries (their backoff is capped far below it)."""
+    wait = float(countdown or 0)
+    if eta is not None:
+        due = eta if isinstance(eta, datetime) else datetime.fromisoformat(str(eta))
+        wait = max(wait, (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp() - time.time())
+    if wait > visibility_timeout * 0.9:
+        raise ValueError(f"task {name} due in {wait:.0f} s: later than the broker's visibility timeout allows")
+
+
+class CrawlFetcher:
+    """The one SafeFetcher of this process's crawls (app.extensions "crawl_fetcher"), built at first use.
+
+    Sharing it shares its per-host throttle and its robots.txt parsers, so two crawls of one host in this
+    process take turns at it (scrapy's politeness, per process). With a Redis broker it also takes a Redis
+    lease per host, so the worker processes take turns too. A prefork child calls ``forget`` at start: it
+    builds its own rather than use a copy of its parent's locks and Redis connection.
+    """
+
+    def __init__(self, broker_url: str | None) -> None:
+        self._broker_url = broker_url
+        self._lock = threading.Lock()
+        self._fetcher: SafeFetcher | None = None
+
+    def get(self) -> SafeFetcher:
+        with self._lock:
+            if self._fetcher is None:
+                self._fetcher = build_crawl_fetcher(self._broker_url)
+            return self._fetcher
+
+    def forget(self) -> None:
+        self._lock = threading.Lock()
+        self._fetcher = None
+
+
+def build_crawl_fetcher(broker_url: str | None) -> SafeFetcher:
+    """A fetcher with the environment's policy and, with a Redis broker, the cross-process host lease.
+    Raises ValueError (Japanese) on a bad crawl setting."""
+    policy = FetchPolicy.from_env()
+    lease = None
+    if broker_url and str(broker_url).startswith(("redis://", "rediss://")):
+        lease = RedisHostLease.from_url(broker_url, hold=policy.total_timeout + HOST_LEASE_MARGIN)
+    return SafeFetcher(policy, host_lease=lease)
 
 
 class Jobs(Protocol):
@@ -246,6 +303,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     worker_process_init.connect(_pool_child_setup(app), weak=False)
     app.extensions["celery"] = celery_app
+    app.extensions["crawl_fetcher"] = CrawlFetcher(celery_app.conf.broker_url)
     app.extensions["jobs"] = BrokerJobs(celery_app) if celery_app.conf.broker_url else InProcessJobs(celery_app)
     if celery_app.conf.broker_url:
         # Production: what a request commits is indexed by a worker, so the request never waits for the engine
@@ -260,6 +318,7 @@ def _pool_child_setup(app: Flask) -> Callable[..., None]:
         # A prefork pool child must not share the parent's database connections (SQLAlchemy's fork recipe):
         # it leaves them to the parent and opens its own.
         app.extensions["library"].store.engine.dispose(close=False)
+        app.extensions["crawl_fetcher"].forget()
 
     return forget_inherited_connections
 
@@ -278,7 +337,7 @@ def _library() -> Library:
 @shared_task(name="library.crawl_source", **_RETRY)
 def crawl_source(source_id: int) -> dict[str, Any]:
     try:
-        return pipeline.crawl(_library(), source_id).as_dict()
+        return pipeline.crawl(_library(), source_id, fetcher=current_app.extensions["crawl_fetcher"].get()).as_dict()
     except pipeline.SourceBusy as exc:
         return {"source_id": source_id, "skipped": f"run {exc.run_id} is still running"}
 

@@ -235,7 +235,7 @@ def _sequence(server, path: str, *responses: tuple[int, dict[str, str]]) -> None
 
 def test_retry_on_429_honours_retry_after(server, make_fetcher, clock) -> None:
     _sequence(server, "/busy", (429, {"Retry-After": "2"}), (503, {"Retry-After": "3"}), (200, HTML))
-    assert make_fetcher().fetch(server.url("/busy")).content == b"ok"
+    assert make_fetcher(total_timeout=10.0).fetch(server.url("/busy")).content == b"ok"  # 5 s of waits fit
     assert clock.sleeps == [2.0, 3.0]
     assert server.hits["/busy"] == 3
 
@@ -261,6 +261,35 @@ def test_a_retry_after_beyond_the_max_wait_gives_up_at_once(server, make_fetcher
         make_fetcher().fetch(server.url("/later"))
     assert failed.value.status == 429 and failed.value.retry_after == "3600"
     assert server.hits["/later"] == 1 and clock.sleeps == []
+
+
+def test_t13_a_retry_after_beyond_the_time_left_fails_the_fetch_at_once(server, make_fetcher, clock) -> None:
+    _sequence(server, "/busy-long", (429, {"Retry-After": "2"}), (200, HTML))
+    with pytest.raises(FetchTimeout) as failed:  # 2 s is within retry_max_wait (5 s), not within the 1.5 s budget
+        make_fetcher(total_timeout=1.5).fetch(server.url("/busy-long"))
+    assert failed.value.rule == Rule.TOTAL_TIMEOUT and failed.value.url == server.url("/busy-long")
+    assert "2.0 秒後の再試行" in failed.value.message and "待たずに中止" in failed.value.message
+    assert server.hits["/busy-long"] == 1 and clock.sleeps == []
+
+
+def test_t13_retry_waits_count_against_the_budget(server, make_fetcher, clock) -> None:
+    _sequence(server, "/busy-often", *[(503, {"Retry-After": "1"})] * 3, (200, HTML))
+    with pytest.raises(FetchTimeout) as failed:
+        make_fetcher(total_timeout=2.5, max_tries=5).fetch(server.url("/busy-often"))
+    assert failed.value.rule == Rule.TOTAL_TIMEOUT
+    assert clock.sleeps == [1.0, 1.0] and server.hits["/busy-often"] == 3  # a third wait would pass 2.5 s
+
+
+def test_t13_every_attempt_shares_one_budget(server, make_fetcher, elapsed) -> None:
+    def slow_503(request) -> None:
+        request.server.stopping.wait(0.4)
+        request.reply(503, b"", {"Retry-After": "0"})
+
+    server.route("/slow-503")(slow_503)
+    with pytest.raises(FetchTimeout) as failed:  # ten tries of 0.4 s would be 4 s
+        make_fetcher(total_timeout=1.0, max_tries=10).fetch(server.url("/slow-503"))
+    assert failed.value.rule == Rule.TOTAL_TIMEOUT
+    assert 1.0 <= elapsed() < 1.5 and server.hits["/slow-503"] == 3
 
 
 def test_other_statuses_are_not_retried(server, make_fetcher) -> None:

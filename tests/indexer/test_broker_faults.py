@@ -3,8 +3,9 @@
 1,000 recall notices are pushed through the shop API (each one's index work goes to the broker) while faults are
 injected: the Redis server is restarted three times, one of two workers is frozen with SIGSTOP for longer than the
 visibility timeout and then resumed, and a task is scheduled with a countdown. Then: every notice is stored once
-(one revision), indexed at that revision, and the countdown task ran once. (e), the poison message, is tested on
-the delivery count itself: with real workers a killed child's requeue timing made it flaky in the full suite.
+(one revision), indexed at that revision, and the countdown task ran once. (e), the poison message, has a test of
+its own: a task that kills its worker process every time is sent to a real worker, and is dead-lettered at its
+third delivery while the tasks sent after it still run.
 
 (b) of T26, TCP resets, is what the restarts do to every open connection: both workers and the web process see
 their broker connections reset three times. A separate netns/tc fault is not available on this machine.
@@ -265,12 +266,22 @@ def test_a_task_due_after_the_visibility_timeout_is_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="visibility timeout"):
         task.apply_async(eta=datetime.now(UTC) + timedelta(seconds=PRODUCTION_TIMEOUT))
     task.apply_async(countdown=RETRY_BACKOFF_MAX)  # the longest backoff is accepted
+    # Sent by name, not through the task object: the app's send_task holds the same line.
+    celery_app = app.extensions["celery"]
+    with pytest.raises(ValueError, match="visibility timeout"):
+        celery_app.send_task("library.drain_outbox", countdown=PRODUCTION_TIMEOUT)
+    with pytest.raises(ValueError, match="visibility timeout"):
+        celery_app.send_task("library.drain_outbox", eta=datetime.now(UTC) + timedelta(seconds=PRODUCTION_TIMEOUT))
+    with pytest.raises(ValueError, match="visibility timeout"):  # an ISO string, as a message would carry it
+        celery_app.send_task("tests.anything", eta=(datetime.now(UTC) + timedelta(hours=2)).isoformat())
+    celery_app.send_task("library.drain_outbox", countdown=RETRY_BACKOFF_MAX)
     get_library(app).close()
 
 
-def test_a_message_that_never_finished_three_times_is_dead_lettered(redis_server: RedisServer, tmp_path: Path) -> None:
-    """(e) The delivery count in Redis: each delivery counts, a finished task clears it, and the fourth delivery
-    of a message whose task never finished (its worker died) is recorded as a dead letter and not run."""
+def test_the_third_delivery_of_a_message_that_never_finished_is_dead_lettered(redis_server: RedisServer,
+                                                                              tmp_path: Path) -> None:
+    """(e) The delivery count in Redis: each delivery counts, a finished task clears it, and the third delivery
+    (MAX_DELIVERIES) of a message whose task never finished (its worker died) is a dead letter, not run."""
     settings = Settings.from_env(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'l.db'}",
                                  broker_url=redis_server.url)
     app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})
@@ -284,12 +295,61 @@ def test_a_message_that_never_finished_three_times_is_dead_lettered(redis_server
         assert client.get(key) == b"1"
         task.after_return("SUCCESS", None, message_id, (), {}, None)
         assert client.get(key) is None  # finished: nothing held against it
-        client.set(key, MAX_DELIVERIES)  # three deliveries whose worker died inside the task
-        assert task() is None  # the fourth is not run
+        assert MAX_DELIVERIES == 3  # T26: dead-lettered after ≤ 3 deliveries
+        client.set(key, MAX_DELIVERIES - 1)  # two deliveries whose worker died inside the task
+        assert task() is None  # the third is not run
         dead = [json.loads(item) for item in client.lrange(DEAD_LETTER_KEY, 0, -1)]
-        assert [(entry["task"], entry["id"], entry["deliveries"]) for entry in dead] == [
-            ("library.drain_outbox", message_id, MAX_DELIVERIES)]
+        assert [(entry["task"], entry["id"], entry["deliveries"], entry["unfinished_runs"]) for entry in dead] == [
+            ("library.drain_outbox", message_id, MAX_DELIVERIES, MAX_DELIVERIES - 1)]
         assert client.get(key) is None
     finally:
         task.pop_request()
         get_library(app).close()
+
+
+def test_a_poison_task_is_dead_lettered_and_the_queue_keeps_draining(redis_server: RedisServer,
+                                                                    tmp_path: Path) -> None:
+    """(e) with a real worker: `tests.poison` kills its pool process every time it runs (no exception, no
+    acknowledgement, as an OOM kill). Its message is delivered again after each death, dead-lettered at the third
+    delivery, and the tasks sent after it run."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database_url = f"sqlite:///{data_dir / 'library.db'}"
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, broker_url=redis_server.url)
+    app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})  # creates the store the worker opens
+    poison_log = tmp_path / "poison.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
+    env.update(LIBRARY_BROKER_URL=redis_server.url, LIBRARY_DATA_DIR=str(data_dir),
+               LIBRARY_DATABASE_URL=database_url, LIBRARY_FLASK_SECRET_KEY="test-only-secret",
+               LIBRARY_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), POISON_LOG=str(poison_log),
+               PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]))
+    logs = [tmp_path / "worker.log"]
+    worker = Worker("t26-poison", env, logs[0])
+    client = Celery("t26-client")
+    client.conf.update(celery_config(redis_server.url))
+    broker = redis.Redis.from_url(redis_server.url)
+
+    def dead_letters() -> list[dict[str, object]]:
+        return [json.loads(item) for item in broker.lrange(DEAD_LETTER_KEY, 0, -1)]
+
+    def runs_of_poison() -> int:
+        return len(poison_log.read_text().splitlines()) if poison_log.exists() else 0
+
+    try:
+        wait_for(lambda: "ready" in logs[0].read_text(errors="replace"), "the worker", logs, 90)
+        poison = client.send_task("tests.poison")
+        after = [client.send_task("library.drain_outbox") for _ in range(3)]
+        wait_for(dead_letters, "the poison message's dead letter", logs, 120)
+        for sent in after:
+            wait_for(lambda sent=sent: f"library.drain_outbox[{sent.id}] succeeded" in logs[0].read_text(
+                errors="replace"), "the tasks sent after the poison", logs, 60)
+        time.sleep(VISIBILITY_TIMEOUT + 2)  # long enough for a message left unacknowledged to come back
+        assert worker.process.poll() is None  # the worker itself survived every death of its pool process
+    finally:
+        worker.stop()
+    assert [(entry["task"], entry["id"], entry["deliveries"], entry["unfinished_runs"])
+            for entry in dead_letters()] == [("tests.poison", poison.id, MAX_DELIVERIES, MAX_DELIVERIES - 1)]
+    assert runs_of_poison() == MAX_DELIVERIES - 1  # it ran on the first two deliveries only, never again
+    assert broker.llen("celery") == 0 and broker.hlen("unacked") == 0  # nothing left queued or held
+    assert broker.get(DELIVERY_KEY.format(task_id=poison.id)) is None
+    get_library(app).close()

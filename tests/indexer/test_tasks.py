@@ -200,6 +200,37 @@ def test_a_crawl_started_from_a_request_never_blocks_it(app: Flask, monkeypatch:
         site.server_close()
 
 
+CRAWL_DELAY = 0.3  # seconds between two requests to one host, for the politeness tests
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_crawls_of_one_host_in_one_process_take_turns(app: Flask, make_timed_site,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks of one process share its fetcher: one request at a time per host with the delay, and one
+    robots.txt parser, however many crawls of the host run at once (a threads pool, the embedded runner)."""
+    monkeypatch.setenv("LIBRARY_CRAWL_ALLOW_HOSTS", "127.0.0.2")
+    monkeypatch.setenv("LIBRARY_CRAWL_DELAY", str(CRAWL_DELAY))
+    site = make_timed_site({"a": 4, "b": 4})
+    store = library_of(app).store
+    sources = [add_source(store, "web", [site.url(f"/{name}/0")], provenance="government") for name in "ab"]
+    task = app.extensions["celery"].tasks["library.crawl_source"]
+    results: dict[int, dict[str, object]] = {}
+
+    def crawl(source_id: int) -> None:
+        results[source_id] = task.apply(args=(source_id,), throw=True).get()
+
+    threads = [threading.Thread(target=crawl, args=(source.id,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [(results[source.id]["new"], results[source.id]["failed"]) for source in sources] == [(4, 0), (4, 0)]
+    assert site.interleaved()  # the two crawls really ran at the same time...
+    assert min(site.gaps()) >= CRAWL_DELAY - 0.05  # ...yet never overlapped at the server, each after the delay
+    assert site.hits("/robots.txt") == 1  # one cached robots.txt parser for the host
+    assert app.extensions["crawl_fetcher"].get() is app.extensions["crawl_fetcher"].get()
+
+
 def test_the_beat_schedule_comes_from_the_sources(app: Flask) -> None:
     store = library_of(app).store
     daily = add_source(store, "feed", ["https://example.jp/a.rss"], provenance="npo", schedule="0 6 * * *")

@@ -1,5 +1,6 @@
 """A real Celery worker over Redis (RELIABILITY T26): a crawl end to end, then kill -9 of the worker in the
-middle of a crawl, and a second worker's run: every page is indexed exactly once.
+middle of a crawl, and a second worker's run: every page is indexed exactly once. And politeness across
+processes: the worker's pool processes take turns at a host through the Redis host lease.
 
 Needs Redis at LIBRARY_TEST_REDIS_URL (default redis://127.0.0.1:6379). Each test claims an empty database
 number of its own and flushes it afterwards. Skipped when Redis is unreachable, failed instead under CI.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +25,10 @@ import redis
 from celery import Celery
 from sqlalchemy import func, select
 
+from crawlers.fetch import SafeFetcher
+from crawlers.hostlease import RedisHostLease
+from crawlers.netguard import AllowList
+from crawlers.policy import FetchPolicy
 from crawlers.sources import add_source
 from indexer.config import Settings
 from indexer.library import Library
@@ -113,11 +119,11 @@ def make_site() -> Iterator[Callable[..., _Site]]:
 class Worker:
     """`library worker` in its own session, so kill -9 takes the pool's child with it (as a container stop)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1) -> None:
         self.log = log
         with log.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "indexer.cli", "worker", "--concurrency=1", "--without-gossip",
+                [sys.executable, "-m", "indexer.cli", "worker", f"--concurrency={concurrency}", "--without-gossip",
                  "--without-mingle", "--hostname", f"test-{secrets.token_hex(4)}@%h"],
                 env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -210,3 +216,65 @@ def test_a_worker_crawls_and_a_killed_crawl_is_finished_by_the_next_worker(
     with library.store.session(readonly=True) as session:
         assert session.get_one(CrawlRunRow, killed.id).status == "interrupted"
     assert_every_page_indexed_once(library, slow, second.id)
+
+
+CRAWL_DELAY = 0.3  # seconds between two requests to one host in the politeness tests
+
+
+def test_fetchers_of_two_processes_take_turns_at_a_host_through_redis(broker_url: str, make_timed_site) -> None:
+    """Two fetchers that share nothing but Redis (as two worker processes): one request at a time, and the delay
+    from the end of one to the start of the next, whichever fetcher made them."""
+    site = make_timed_site({"a": 5, "b": 5})
+    policy = FetchPolicy(allow=AllowList.parse("127.0.0.2"), delay=CRAWL_DELAY)
+    fetchers = [SafeFetcher(policy, host_lease=RedisHostLease.from_url(broker_url, hold=40)) for _ in range(2)]
+    threads = [threading.Thread(target=lambda f=fetcher, section=section: [
+        f.fetch(site.url(path), respect_robots=False) for path in site.paths[section]])
+        for fetcher, section in zip(fetchers, "ab", strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(site.requests) == 10 and site.interleaved()
+    assert min(site.gaps()) >= CRAWL_DELAY - 0.05
+    assert redis.Redis.from_url(broker_url).exists("library:crawl-host:127.0.0.2:lease") == 0  # released
+
+
+def test_a_redis_that_does_not_answer_leaves_the_processs_own_throttle(make_timed_site) -> None:
+    site = make_timed_site({"a": 3})
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    policy = FetchPolicy(allow=AllowList.parse("127.0.0.2"), delay=0.1)
+    fetcher = SafeFetcher(policy, host_lease=RedisHostLease.from_url(f"redis://127.0.0.1:{closed}/0", hold=40))
+    started = time.monotonic()
+    assert all(fetcher.fetch(site.url(path), respect_robots=False).status == 200 for path in site.paths["a"])
+    assert time.monotonic() - started < 2 and min(site.gaps()) >= 0.1 - 0.05
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_crawls_of_one_host_in_two_worker_processes_never_overlap(
+        library: Library, broker_url: str, make_timed_site, data_dir: Path) -> None:
+    site = make_timed_site({"a": 4, "b": 4})
+    sources = [add_source(library.store, "web", [site.url(f"/{name}/0")], provenance="government")
+               for name in "ab"]
+    env = {**os.environ, "LIBRARY_BROKER_URL": broker_url, "LIBRARY_DATA_DIR": str(data_dir),
+           "LIBRARY_DATABASE_URL": library.settings.database_url, "LIBRARY_CRAWL_ALLOW_HOSTS": "127.0.0.2",
+           "LIBRARY_CRAWL_DELAY": str(CRAWL_DELAY)}
+    client = Celery("test-client")
+    client.conf.update(celery_config(broker_url))
+    log = data_dir / "worker.log"
+    worker = Worker(env, log, concurrency=2)  # a prefork pool of two processes
+    try:
+        wait_for(lambda: "ready" in log.read_text(errors="replace"), "the worker", log)
+        for source in sources:
+            client.send_task("library.crawl_source", args=[source.id])
+        runs = [wait_for(lambda source=source: ended(library, source.id), f"crawl of {source.name}", log)
+                for source in sources]
+    finally:
+        worker.stop()
+    assert [(run.status, run.new, run.failed) for run in runs] == [("finished", 4, 0)] * 2
+    pids = {run.owner.split("/")[1] for run in runs}
+    assert len(pids) == 2, pids  # two processes...
+    assert runs[0].started_at < runs[1].finished_at and runs[1].started_at < runs[0].finished_at  # ...at once
+    assert site.interleaved()
+    assert min(site.gaps()) >= CRAWL_DELAY - 0.05  # one request at a time at the server, each after the delay
