@@ -9,6 +9,7 @@ Each check ends ok, warn or fail with a Japanese message an operator can act on:
 | integrity | SQLite's PRAGMA integrity_check; on PostgreSQL, that it answers a query |
 | engine | the configured search engine answers a count (Elasticsearch: the cluster is reachable) |
 | broker | when LIBRARY_BROKER_URL is set: a Redis PING with a short timeout |
+| crawler | the crawl settings (LIBRARY_CRAWL_*) are valid, and the User-Agent's contact URL is not the placeholder |
 | outbox | index updates waiting, and dead letters (no longer retried) that the index still does not reflect |
 | index | the index's document count against the store's published records (T25's convergence) |
 
@@ -314,6 +315,39 @@ def _check_broker(settings: Settings) -> Check:
     return Check("broker", label, Status.OK, answered)
 
 
+def _check_crawler() -> Check:
+    """The crawlers' settings as the fetcher reads them: a site's operator must be able to reach us (RFC 9309
+    and politeness: the User-Agent names a page about the bot)."""
+    # Imported here, as the CLI does: the doctor checks the whole deployment, crawlers included.
+    from crawlers.policy import DEFAULT_CONTACT_URL, FetchPolicy
+
+    label = "クローラー"
+    try:
+        policy = FetchPolicy.from_env()
+    except ValueError as exc:
+        return Check("crawler", label, Status.FAIL, f"設定が正しくありません: {exc}")
+    if policy.contact_url == DEFAULT_CONTACT_URL:
+        return Check(
+            "crawler",
+            label,
+            Status.WARN,
+            f"User-Agent の連絡先が仮の URL（{DEFAULT_CONTACT_URL}）のままです。取得先のサイトの管理者が"
+            "問い合わせられるよう、LIBRARY_CRAWL_CONTACT_URL にこのライブラリのクローラーについて説明し"
+            "連絡先を載せたページの URL を設定してください",
+        )
+    contact = urlsplit(policy.contact_url)
+    if contact.scheme not in ("http", "https") or not contact.netloc:
+        return Check(
+            "crawler",
+            label,
+            Status.WARN,
+            f"LIBRARY_CRAWL_CONTACT_URL={policy.contact_url[:200]!r} は http または https の URL ではありません",
+        )
+    allowed = sorted(policy.allow.names) + [str(network) for network in policy.allow.networks]
+    private = f"。内部ネットワークで許可したホスト: {'、'.join(allowed)}" if allowed else ""
+    return Check("crawler", label, Status.OK, f"User-Agent: {policy.user_agent}{private}")
+
+
 @dataclass(frozen=True, slots=True)
 class _Backlog:
     waiting: int  # unprocessed and still retried
@@ -467,7 +501,7 @@ def run_doctor(settings: Settings) -> DoctorReport:
             ]
 
         engine_check, engine, indexed = _check_engine(settings)
-        checks += [engine_check, _check_broker(settings)]
+        checks += [engine_check, _check_broker(settings), _check_crawler()]
 
         if store is None or not schema_ready:
             why = "データベースに接続できません" if store is None else "データベースの版が最新ではありません"

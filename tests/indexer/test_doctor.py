@@ -23,7 +23,8 @@ from indexer.library import Library
 from indexer.store import MAX_OUTBOX_ATTEMPTS, OutboxRow, enqueue
 
 REDIS_URL = os.environ.get("LIBRARY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CHECK_KEYS = ["store", "migrations", "integrity", "engine", "broker", "outbox", "index"]
+CHECK_KEYS = ["store", "migrations", "integrity", "engine", "broker", "crawler", "outbox", "index"]
+CONTACT_URL = "https://library.example.jp/about/crawler"
 
 
 def notice(record_id: str, title: str) -> dict[str, object]:
@@ -38,6 +39,14 @@ def notice(record_id: str, title: str) -> dict[str, object]:
         "action": "使用を中止してください",
         "provenance": "maker",
     }
+
+
+@pytest.fixture(autouse=True)
+def crawl_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment that configured its crawler; the crawler tests below change what they need."""
+    for name in ("LIBRARY_CRAWL_ALLOW_HOSTS", "LIBRARY_CRAWL_DELAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIBRARY_CRAWL_CONTACT_URL", CONTACT_URL)
 
 
 def closed_port() -> int:
@@ -274,6 +283,42 @@ def test_a_broker_it_cannot_check_is_a_warning(library: Library, settings: Setti
     amqp = "amqp://guest:guest@127.0.0.1:5672//"
     report = run_doctor(make_settings(settings.data_dir, settings.database_url, broker_url=amqp))
     assert report.check("broker").status is Status.WARN
+
+
+# --- the crawler's settings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_crawlers_user_agent_is_shown(library: Library, settings: Settings) -> None:
+    crawler = run_doctor(settings).check("crawler")
+    assert crawler.status is Status.OK
+    assert crawler.message == f"User-Agent: SocialLibraryBot/0.1 (+{CONTACT_URL})"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_placeholder_contact_url_is_a_warning(library: Library, settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIBRARY_CRAWL_CONTACT_URL")  # the default: https://example.invalid/bot
+    report = run_doctor(settings)
+    crawler = report.check("crawler")
+    assert crawler.status is Status.WARN and report.exit_code == 1
+    assert "仮の URL（https://example.invalid/bot）" in crawler.message
+    assert "LIBRARY_CRAWL_CONTACT_URL" in crawler.message
+    monkeypatch.setenv("LIBRARY_CRAWL_CONTACT_URL", "mailto:bot@example.jp")
+    assert run_doctor(settings).check("crawler").status is Status.WARN  # not a page a site's operator can open
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bad_crawl_settings_fail_and_allowed_private_hosts_are_named(library: Library, settings: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIBRARY_CRAWL_DELAY", "soon")
+    crawler = run_doctor(settings).check("crawler")
+    assert crawler.status is Status.FAIL and "LIBRARY_CRAWL_DELAY" in crawler.message
+    monkeypatch.delenv("LIBRARY_CRAWL_DELAY")
+    monkeypatch.setenv("LIBRARY_CRAWL_ALLOW_HOSTS", "intranet.city.local,10.1.0.0/16")
+    crawler = run_doctor(settings).check("crawler")
+    assert crawler.status is Status.OK
+    assert crawler.message.endswith("内部ネットワークで許可したホスト: intranet.city.local、10.1.0.0/16")
 
 
 # --- the report ---------------------------------------------------------------------------------------------
