@@ -9,6 +9,9 @@ several machines), so with a Redis broker the fetcher also takes this lease arou
   expires on its own after ``hold`` seconds, so a killed process blocks the host only that long.
 * ``library:crawl-host:<host>:next`` is when the next request may start: the end of the last one plus its
   delay. Times are the Redis server's clock (TIME), so the processes' clocks never have to agree.
+* ``:waiting`` names a process that found the host busy, and ``:last`` the process that made the last request.
+  When the host is free again, the last process gives way to a waiting one, so two crawls of a host take turns
+  and a long crawl never starves a short one (each process keeps its place in its own crawl order).
 
 Both steps are Lua scripts, so taking the lease and reading the delay cannot interleave with another process.
 """
@@ -35,26 +38,39 @@ NEXT_KEEP_MS = 60_000  # how long a `next` key outlives the moment it names
 REDIS_TIMEOUT = 2.0  # seconds; a Redis that does not answer must not hold every request up for long
 RETRY_AFTER_FAILURE = 30.0  # seconds without leases after Redis failed, so each request does not wait on it
 
-# Returns 0 when the lease is ours, else how many ms to wait before trying again.
+# Returns 0 when the lease is ours, else how many ms to wait before trying again. ARGV: token, hold ms, the
+# calling process, the poll ms. A caller told to wait marks itself waiting (unless another process already is) for
+# a little longer than the wait, so the mark of a process that died lapses on its own.
 _ACQUIRE = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local next_ms = tonumber(redis.call('GET', KEYS[2]) or '0')
+local waiting = redis.call('GET', KEYS[3])
+local wait_ms = -1
 if next_ms > now_ms then
-    return next_ms - now_ms
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    wait_ms = next_ms - now_ms
+elseif waiting and waiting ~= ARGV[3] and redis.call('GET', KEYS[4]) == ARGV[3] then
+    return tonumber(ARGV[4])
+elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    if waiting == ARGV[3] then
+        redis.call('DEL', KEYS[3])
+    end
     return 0
 end
-return -1
+if not waiting or waiting == ARGV[3] then
+    redis.call('SET', KEYS[3], ARGV[3], 'PX', math.max(wait_ms, tonumber(ARGV[4])) + 1000)
+end
+return wait_ms
 """
 
-# Sets `next` to (now + delay), never earlier than it was, and ends the lease if it is still ours.
+# Sets `next` to (now + delay), never earlier than it was, records the caller as the last process (ARGV[4]),
+# and ends the lease if it is still ours.
 _RELEASE = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local next_ms = math.max(now_ms + tonumber(ARGV[2]), tonumber(redis.call('GET', KEYS[2]) or '0'))
 redis.call('SET', KEYS[2], next_ms, 'PX', next_ms - now_ms + tonumber(ARGV[3]))
+redis.call('SET', KEYS[3], ARGV[4], 'PX', next_ms - now_ms + tonumber(ARGV[3]))
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
 end
@@ -128,6 +144,7 @@ class RedisHostLease:
         self._release = client.register_script(_RELEASE)
         self._break = client.register_script(_BREAK)
         self._tokens: dict[str, str] = {}  # host → our token, while we hold its lease
+        self._instance = secrets.token_hex(4)
 
     @classmethod
     def from_url(cls, url: str, *, hold: float) -> RedisHostLease:
@@ -138,13 +155,19 @@ class RedisHostLease:
     def _keys(host: str) -> list[str]:
         return [f"{KEY_PREFIX}{host}:lease", f"{KEY_PREFIX}{host}:next"]
 
+    def _process(self) -> str:
+        """Who takes turns: this lease object in this process (the pid is read each time: a pool forks)."""
+        return f"{socket.gethostname()}/{os.getpid()}/{self._instance}"
+
     def acquire(self, host: str) -> None:
         if self._clock() < self._unused_until:
             return
-        token = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(8)}"
+        process = self._process()
+        token = f"{process}/{secrets.token_hex(8)}"
+        keys = [*self._keys(host), f"{KEY_PREFIX}{host}:waiting", f"{KEY_PREFIX}{host}:last"]
         while True:
             try:
-                wait_ms = int(self._acquire(keys=self._keys(host), args=[token, self._hold_ms]))
+                wait_ms = int(self._acquire(keys=keys, args=[token, self._hold_ms, process, round(POLL * 1000)]))
                 if wait_ms < 0:
                     holder = self._client.get(self._keys(host)[0])
                     if holder is not None and holder_is_dead(holder.decode("utf-8", "replace")):
@@ -165,9 +188,9 @@ class RedisHostLease:
         token = self._tokens.pop(host, None)
         if token is None:  # acquire found Redis away: nothing to release
             return
-        args: list[Any] = [token, max(0, round(delay * 1000)), NEXT_KEEP_MS]
+        args: list[Any] = [token, max(0, round(delay * 1000)), NEXT_KEEP_MS, self._process()]
         try:
-            self._release(keys=self._keys(host), args=args)
+            self._release(keys=[*self._keys(host), f"{KEY_PREFIX}{host}:last"], args=args)
         except (RedisError, OSError) as exc:  # the lease expires on its own
             log.warning("host lease for %s not released (Redis: %s)", host, exc)
 
