@@ -82,11 +82,21 @@ _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_ba
           "retry_jitter": True, "max_retries": MAX_RETRIES}
 
 
+def _restore_scan(visibility_timeout: float) -> dict[str, int]:
+    """How often a worker looks for unacknowledged messages past the visibility timeout (a delivery lost with
+    its connection or its worker). Kombu looks every interval × throttle seconds (10 × 10 by default): fine
+    beside an hour, but it would leave a message of a short timeout waiting ten times the timeout. At most a
+    quarter of the timeout, never more often than every second."""
+    period = max(1.0, min(100.0, visibility_timeout / 4))
+    interval = max(1, min(10, round(period)))
+    return {"unacked_restore_interval": interval, "unacked_restore_throttle": max(1, int(period // interval))}
+
+
 def celery_config(broker_url: str | None) -> dict[str, Any]:
     return {
         "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT, **_restore_scan(VISIBILITY_TIMEOUT)},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

@@ -7,14 +7,17 @@ visibility timeout and then resumed, and a task is scheduled with a countdown. T
 its own: a task that kills its worker process every time is sent to a real worker, and is dead-lettered at its
 third delivery while the tasks sent after it still run.
 
-(b) of T26, TCP resets, is what the restarts do to every open connection: both workers and the web process see
-their broker connections reset three times. A separate netns/tc fault is not available on this machine.
+(b), TCP resets, has a test of its own: the workers and the web app reach Redis only through an in-repo loopback
+proxy (support/tcp_proxy.py; netns/tc is not available on this machine), which aborts every live connection with
+an RST five times while notices are pushed. Every notice is stored and indexed once, and after each reset each
+worker consumes again (a probe task on its own queue runs) within 60 s, the T26 target (celery/celery#10302).
 
 A private redis-server (appendonly, fsync always) on a free port, so it can be restarted; SQLite as the store.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -28,14 +31,17 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import redis
 from celery import Celery
+from flask import Flask
 from sqlalchemy import func, select
 
 from indexer.config import Settings
-from indexer.store import NoticeReportRow, RecordRow, RevisionRow, ShopRow
+from indexer.library import Library
+from indexer.store import NoticeReportRow, OutboxRow, RecordRow, RevisionRow, ShopRow
 from indexer.tasks import DEAD_LETTER_KEY, DELIVERY_KEY, MAX_DELIVERIES, celery_config
 from search_app import create_app, get_library
 from search_app.auth.policy import issue_api_key
@@ -46,6 +52,22 @@ NOTICES = 1000
 VISIBILITY_TIMEOUT = 8  # seconds, for the test workers (production: an hour)
 SUPPORT = Path(__file__).parent / "support"
 REDIS_SERVER = shutil.which("redis-server")
+RESET_NOTICES = 400  # (b): pushed while every broker connection is reset RESETS times
+RESETS = 5
+RECOVERY_LIMIT = 60.0  # seconds from a reset until each worker consumes again (T26)
+
+
+def support_module(name: str) -> ModuleType:
+    """A module of tests/indexer/support (not a package: the workers find it on their PYTHONPATH)."""
+    spec = importlib.util.spec_from_file_location(f"t26_support_{name}", SUPPORT / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # for its dataclasses
+    spec.loader.exec_module(module)
+    return module
+
+
+tcp_proxy = support_module("tcp_proxy")
 
 
 def free_port() -> int:
@@ -92,14 +114,18 @@ class RedisServer:
 
 
 class Worker:
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log: Path, queues: list[str] | None = None) -> None:
         self.log = log
+        options = ["--queues", ",".join(queues)] if queues else []
         with log.open("ab") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "indexer.cli", "worker", "--concurrency=1", "--without-gossip",
-                 "--without-mingle", "--without-heartbeat", "--include", "poison_tasks", "--hostname",
-                 f"{name}@%h"],
+                 "--without-mingle", "--without-heartbeat", "--include", "poison_tasks,probe_tasks", "--hostname",
+                 f"{name}@%h", *options],
                 env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
 
     def signal(self, number: int) -> None:
         os.killpg(self.process.pid, number)
@@ -161,11 +187,10 @@ def notice(number: int) -> dict[str, object]:
     }
 
 
-def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: RedisServer, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    database_url = f"sqlite:///{data_dir / 'library.db'}"
-    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, broker_url=redis_server.url)
+def notice_app(data_dir: Path, broker_url: str) -> tuple[Flask, Library, str]:
+    """The web app on a SQLite store in `data_dir`, sending its jobs to `broker_url`, and a shop's API key."""
+    settings = Settings.from_env(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'library.db'}",
+                                 broker_url=broker_url)
     # The per-key API limit (120/min) is checked elsewhere; here it would only slow the push down.
     app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True, "RATELIMIT_ENABLED": False})
     library = get_library(app)
@@ -174,13 +199,35 @@ def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: Redis
         db.add(shop)
         db.flush()
         _, key = issue_api_key(db, shop.id, label="T26")
+    return app, library, key
 
-    poison_log = tmp_path / "poison.log"
+
+def worker_env(broker_url: str, data_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of a test worker: the app's store and broker, the short visibility timeout, and the
+    support tasks on its path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
-    env.update(LIBRARY_BROKER_URL=redis_server.url, LIBRARY_DATA_DIR=str(data_dir),
-               LIBRARY_DATABASE_URL=database_url, LIBRARY_FLASK_SECRET_KEY="test-only-secret",
-               LIBRARY_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), POISON_LOG=str(poison_log),
+    env.update(LIBRARY_BROKER_URL=broker_url, LIBRARY_DATA_DIR=str(data_dir),
+               LIBRARY_DATABASE_URL=f"sqlite:///{data_dir / 'library.db'}", LIBRARY_FLASK_SECRET_KEY="test-only-secret",
+               LIBRARY_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), POISON_LOG=str(tmp_path / "poison.log"),
                PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def stored_once(library: Library, count: int) -> None:
+    """Nothing lost, nothing doubled: one report, one record and one revision per notice."""
+    with library.store.session(readonly=True) as db:
+        assert db.scalar(select(func.count()).select_from(NoticeReportRow)) == count
+        assert db.scalar(select(func.count()).select_from(RecordRow).where(RecordRow.kind == "notice")) == count
+        revisions = db.scalar(select(func.count()).select_from(RevisionRow).join(
+            RecordRow, RecordRow.id == RevisionRow.record_id).where(RecordRow.kind == "notice"))
+        assert revisions == count
+
+
+def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: RedisServer, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    app, library, key = notice_app(data_dir, redis_server.url)
+    env = worker_env(redis_server.url, data_dir, tmp_path)
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     workers = [Worker("t26-one", env, logs[0]), Worker("t26-two", env, logs[1])]
     client = Celery("t26-client")
@@ -239,16 +286,122 @@ def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: Redis
         for worker in workers:
             worker.stop()
 
-    # Nothing lost, nothing doubled: one report, one record and one revision per notice.
-    with library.store.session(readonly=True) as db:
-        assert db.scalar(select(func.count()).select_from(NoticeReportRow)) == NOTICES
-        assert db.scalar(select(func.count()).select_from(RecordRow).where(RecordRow.kind == "notice")) == NOTICES
-        revisions = db.scalar(select(func.count()).select_from(RevisionRow).join(
-            RecordRow, RecordRow.id == RevisionRow.record_id).where(RecordRow.kind == "notice"))
-        assert revisions == NOTICES
+    stored_once(library, NOTICES)
     # The countdown task ran exactly once across both workers.
     worker_logs = "".join(log.read_text(errors="replace") for log in logs)
     assert len(re.findall(rf"library\.drain_outbox\[{delayed.id}\] succeeded", worker_logs)) == 1
+    library.close()
+
+
+def test_notices_survive_tcp_resets_of_every_broker_connection(redis_server: RedisServer, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """(b) The web app (the producer) and both workers reach Redis only through the proxy, which resets every
+    connection with an RST five times while 400 notices are pushed. After each reset, each worker runs a probe
+    sent to its own queue within RECOVERY_LIMIT (celery/celery#10302 is a worker that reconnects but never
+    consumes again). Every notice is then stored once and indexed once, at its revision."""
+    proxy = tcp_proxy.ResettingProxy(("127.0.0.1", redis_server.port))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    app, library, key = notice_app(data_dir, proxy.url)
+    assert app.extensions["celery"].conf.broker_url == proxy.url  # the producer publishes through the proxy
+    env = worker_env(proxy.url, data_dir, tmp_path)
+    names = ["t26-reset-one", "t26-reset-two"]
+    logs = [tmp_path / f"{name}.log" for name in names]
+    workers = [Worker(name, env, log, queues=["celery", f"probe.{name}"]) for name, log in zip(names, logs)]
+    # The test's own messages (probes, the final drain) go to Redis directly: they are not under test, and a
+    # probe sent at once after a reset measures the worker alone.
+    client = Celery("t26-client")
+    client.conf.update(celery_config(redis_server.url))
+    broker = redis.Redis.from_url(redis_server.url)
+    thresholds = [RESET_NOTICES * (number + 1) // (RESETS + 1) for number in range(RESETS)]
+    lead = 10  # the push goes on during a reset, but never more than this many notices past its threshold
+    reset_done = [threading.Event() for _ in thresholds]
+    progress = {"sent": 0}
+    errors: list[str] = []
+    stop = threading.Event()
+    resets: list[int] = []
+    recoveries: list[float] = []
+
+    def push() -> None:
+        http = app.test_client()
+        headers = {"Authorization": f"Bearer {key}"}
+        for number in range(RESET_NOTICES):
+            for threshold, done in zip(thresholds, reset_done):
+                if number == threshold + lead:
+                    done.wait(300)
+            if stop.is_set():
+                return
+            response = http.post("/api/v1/notices", json=notice(number), headers=headers)
+            if response.status_code != 201:
+                errors.append(f"{number}: {response.status_code} {response.get_data(as_text=True)[:200]}")
+            progress["sent"] = number + 1
+
+    def only_through_the_proxy() -> bool:
+        ours = broker.client_id()
+        through = proxy.upstream_ports()
+        others = [client for client in broker.client_list() if client["id"] != str(ours)]
+        return bool(others) and all(int(client["addr"].rsplit(":", 1)[1]) in through for client in others)
+
+    pusher = threading.Thread(target=push, name="t26-reset-push", daemon=True)
+    try:
+        wait_for(lambda: all("ready" in log.read_text(errors="replace") for log in logs), "both workers", logs, 90)
+        for worker in workers:
+            assert re.search(rf"Connected to redis://\S*127\.0\.0\.1:{proxy.port}/0", worker.text())
+        pusher.start()
+        for number, threshold in enumerate(thresholds):
+            wait_for(lambda threshold=threshold: progress["sent"] >= threshold, f"{threshold} pushed", logs, 300)
+            if number == 0:  # every connection to Redis but the test's own goes through the proxy
+                wait_for(only_through_the_proxy, "only proxied clients on Redis", logs, 30)
+            resets.append(proxy.reset_all())
+            reset_at = time.monotonic()
+            reset_done[number].set()
+            probes = [client.send_task("tests.probe", queue=f"probe.{name}") for name in names]
+            for worker, name, probe in zip(workers, names, probes):
+                left = RECOVERY_LIMIT - (time.monotonic() - reset_at)
+                wait_for(lambda worker=worker, probe=probe: f"tests.probe[{probe.id}] succeeded" in worker.text(),
+                         f"{name} to consume again after reset {number + 1}", logs, max(left, 0.1))
+            recoveries.append(time.monotonic() - reset_at)
+        pusher.join(timeout=300)
+        assert not pusher.is_alive() and errors == [], errors[:5]
+        assert progress["sent"] == RESET_NOTICES
+
+        client.send_task("library.drain_outbox")  # what beat does every minute, after the faults
+        with library.store.session(readonly=True) as db:
+            record_ids = set(db.scalars(select(NoticeReportRow.record_id)))
+
+        def all_indexed() -> bool:
+            versions = library.engine.versions()
+            return len(record_ids) == RESET_NOTICES and all(versions.get(rid) == 1 for rid in record_ids)
+
+        wait_for(all_indexed, "every notice in the index", logs, 90)
+        time.sleep(VISIBILITY_TIMEOUT + 2)  # long enough for a message left unacknowledged to come back and run
+        wait_for(lambda: broker.llen("celery") == 0 and broker.hlen("unacked") == 0,
+                 "nothing queued or held", logs, 60)
+    finally:
+        stop.set()
+        for done in reset_done:
+            done.set()
+        for worker in workers:
+            worker.stop()
+        proxy.close()
+
+    # Each reset cut live connections (both workers' at least), and every client connected again through the proxy.
+    assert proxy.resets == RESETS and all(count >= len(workers) for count in resets), resets
+    assert proxy.accepted > proxy.connections_reset
+    for worker in workers:
+        assert worker.text().count("Connection to broker lost") >= RESETS
+    assert max(recoveries) <= RECOVERY_LIMIT, recoveries
+    stored_once(library, RESET_NOTICES)
+    # Indexed once: one document per notice, each at revision 1 (no notice indexed as a second revision).
+    versions = library.engine.versions()
+    assert library.engine.count() == RESET_NOTICES
+    assert sorted(versions) == sorted(record_ids) and set(versions.values()) == {1}
+    with library.store.session(readonly=True) as db:
+        assert db.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.processed_at.is_(None))) == 0
+    assert broker.llen(DEAD_LETTER_KEY) == 0  # a reset is not a poison: no task was dead-lettered
+    fallbacks = [r for r in caplog.records if r.getMessage().startswith("index dispatch failed")]
+    print(f"resets {resets}, recoveries {[round(t, 1) for t in recoveries]} s, "
+          f"accepted {proxy.accepted}, dispatch fallbacks {len(fallbacks)}")
     library.close()
 
 
@@ -314,15 +467,11 @@ def test_a_poison_task_is_dead_lettered_and_the_queue_keeps_draining(redis_serve
     delivery, and the tasks sent after it run."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    database_url = f"sqlite:///{data_dir / 'library.db'}"
-    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, broker_url=redis_server.url)
+    settings = Settings.from_env(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'library.db'}",
+                                 broker_url=redis_server.url)
     app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})  # creates the store the worker opens
     poison_log = tmp_path / "poison.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBRARY_")}
-    env.update(LIBRARY_BROKER_URL=redis_server.url, LIBRARY_DATA_DIR=str(data_dir),
-               LIBRARY_DATABASE_URL=database_url, LIBRARY_FLASK_SECRET_KEY="test-only-secret",
-               LIBRARY_CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), POISON_LOG=str(poison_log),
-               PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]))
+    env = worker_env(redis_server.url, data_dir, tmp_path)
     logs = [tmp_path / "worker.log"]
     worker = Worker("t26-poison", env, logs[0])
     client = Celery("t26-client")

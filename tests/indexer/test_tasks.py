@@ -28,6 +28,7 @@ from indexer.store.searchlog import write_search_log
 from indexer.tasks import (
     RETRY_BACKOFF_MAX,
     VISIBILITY_TIMEOUT,
+    _restore_scan,
     BrokerJobs,
     InProcessJobs,
     InProcessScheduler,
@@ -74,6 +75,14 @@ def test_celery_is_configured_for_redelivery_without_loops(app: Flask) -> None:
     for name in ("library.crawl_source", "library.drain_outbox", "library.reindex", "library.expire_notices"):
         task = app.extensions["celery"].tasks[name]
         assert task.max_retries == 3 and task.retry_backoff_max == RETRY_BACKOFF_MAX
+
+
+@pytest.mark.parametrize(("visibility_timeout", "longest_scan"), [(3600, 100), (60, 15), (8, 2), (1, 1)])
+def test_lost_deliveries_are_looked_for_well_within_the_visibility_timeout(visibility_timeout: int,
+                                                                          longest_scan: int) -> None:
+    """A delivery lost with its connection comes back at most a quarter of the timeout after it is due."""
+    options = _restore_scan(visibility_timeout)
+    assert options["unacked_restore_interval"] * options["unacked_restore_throttle"] <= longest_scan
 
 
 def test_the_job_runner_follows_the_broker_setting(make_app) -> None:
