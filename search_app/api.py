@@ -30,12 +30,14 @@ from search_app.openapi import (
     build_openapi,
 )
 from search_app.params import query_from_args
-from search_app.searchlog import log_search
+from search_app.searchlog import frequent_completions, log_search
 from search_app.auth.policy import PUBLIC, access
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-# Suggestions: completed words first (the most frequent in titles), then whole titles that contain the input.
+# Suggestions: what many others searched and found first, then completed words (the most frequent in titles),
+# then whole titles that contain the input.
+FREQUENT_SLOTS = 3
 TERM_SLOTS = 6
 TITLE_CANDIDATES = 10
 
@@ -152,11 +154,16 @@ def _titles(library: Library, words: list[str]) -> list[str]:
 
 
 def suggestions(library: Library, text: str) -> list[str]:
-    """Up to MAX_SUGGESTIONS strings for a search box: the last word completed, then matching titles."""
-    words = normalize_text(_clean(text)).split()
-    if not words or text[-1:].isspace():
+    """Up to MAX_SUGGESTIONS strings for a search box: frequent successful searches that start like the input
+    (searchlog.py), the last word completed, then matching titles."""
+    cleaned = _clean(text)
+    words = normalize_text(cleaned).split()
+    if not words:
         return []
+    popular = frequent_completions(library, cleaned, FREQUENT_SLOTS)
+    if text[-1:].isspace():
+        return popular  # a next word is wanted: only whole searches can offer one
     head = " ".join(words[:-1])
     completed = [f"{head} {term}" if head else term for term in _completions(library, words[-1])]
     titles = _titles(library, words)
-    return _unique([*completed[:TERM_SLOTS], *titles, *completed[TERM_SLOTS:]])[:MAX_SUGGESTIONS]
+    return _unique([*popular, *completed[:TERM_SLOTS], *titles, *completed[TERM_SLOTS:]])[:MAX_SUGGESTIONS]

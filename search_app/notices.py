@@ -9,7 +9,8 @@ A notice is pinned when the query names it or what it is about:
 - any query word is a word of its maker or product (サンプル電機, ポケットチャージ; kana by reading), or a whole
   query word is part of a model number, JAN code or lot number (pb10k in SB-PB10K-W);
 - every query word occurs in its title or category labels (リコール, 回収, モバイルバッテリー 発熱);
-- the filters ask for notices, or for one of its categories (or their parent category).
+- the filters ask for notices, or for one of its categories (or their parent category), or name its maker or
+  organization as the organization filter (the facet's value, compared after the analyzer's NFKC folding).
 
 Maker and product words pin on their own because they identify the product; title words must all match, because
 a title also holds everyday words (お知らせ, 回収) that alone say little.
@@ -35,6 +36,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 
 from indexer.analysis import Analyzer, FieldTokens, QueryTerm
+from indexer.analysis.normalize import normalize_text
 from indexer.library import Library
 from indexer.query import parse_query
 from indexer.search import Query, compile_query
@@ -74,6 +76,7 @@ class UrgentNotice:
     identifying: tuple[FieldTokens, ...]  # maker, product
     described: FieldTokens  # title and category labels
     categories: frozenset[str]  # its categories and their parents
+    names: frozenset[str]  # maker and organization, as `folded_name` gives them
 
     @classmethod
     def of(cls, data: dict[str, Any], analyzer: Analyzer) -> UrgentNotice:
@@ -89,10 +92,18 @@ class UrgentNotice:
             identifying=tuple(analyzer.analyze(data.get(name) or "") for name in ("maker", "product")),
             described=analyzer.analyze("\n".join([data.get("title") or "", *labels])),
             categories=frozenset(categories) | parents,
+            names=frozenset(
+                folded_name(name) for name in (data.get("maker"), data.get("organization")) if name
+            ),
         )
 
     def active(self, now: datetime) -> bool:
         return self.valid_until is None or self.valid_until > now
+
+
+def folded_name(name: str) -> str:
+    """A maker's or organization's name as compared with a filter: ＳＡＭＰＬＥ電機 and sample電機 are one."""
+    return " ".join(normalize_text(name).split())
 
 
 def _display_order(notice: UrgentNotice) -> tuple[int, float]:
@@ -179,7 +190,7 @@ def active_urgent_notices(library: Library, now: datetime | None = None) -> list
 def pinned_notices(library: Library, query: Query, now: datetime | None = None) -> list[dict[str, Any]]:
     """The active urgent notices this query should show first (see the module docstring)."""
     parsed = parse_query(query.text)
-    if not (parsed.groups or query.category or "notice" in query.kind):
+    if not (parsed.groups or query.category or query.organization or "notice" in query.kind):
         return []  # nothing in the query could name a notice: no need to read them
     notices = _active(library, now)
     if not notices:
@@ -188,10 +199,13 @@ def pinned_notices(library: Library, query: Query, now: datetime | None = None) 
         return [dict(notice.data) for notice in notices]
     terms, words = _query_words(library.analyzer, query.text)
     wanted = set(query.category)
+    makers = {folded_name(name) for name in query.organization}
     return [
         dict(notice.data)
         for notice in notices
-        if not wanted.isdisjoint(notice.categories) or _named_by(notice, terms, words)
+        if not wanted.isdisjoint(notice.categories)
+        or not makers.isdisjoint(notice.names)
+        or _named_by(notice, terms, words)
     ]
 
 

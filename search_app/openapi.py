@@ -297,7 +297,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/suggest": {
             "get": {
                 "operationId": "suggest",
-                "summary": "検索語の候補（入力途中の語の補完と、タイトル）",
+                "summary": "検索語の候補（よく検索され結果のあった語、入力途中の語の補完、タイトル）",
                 "description": (
                     f"Accept: {SUGGESTIONS_MIMETYPE} または fmt=opensearch のときは OpenSearch Suggestions 形式で返す"
                 ),

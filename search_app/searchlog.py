@@ -9,6 +9,11 @@ synchronous=FULL) and takes SQLite's single write lock, so rows are buffered per
 a failed write is logged and dropped, never raised into a search. Up to one batch (at most `SEARCH_LOG_MAX_AGE`
 seconds of searches) can be lost when a worker stops. A batch is one executemany INSERT, without ORM objects.
 
+Queries that found something for many searches are also offered as suggestions while typing (`frequent_completions`):
+only those seen at least `FREQUENT_MIN_TIMES` times, so a query that few people typed, which may be one person's
+name or circumstances, is never shown to anyone else. Each process reads them at most once every
+`FREQUENT_REFRESH_SECONDS` (`FrequentQueries`), not once per keystroke.
+
 Rows older than the retention period (`LIBRARY_SEARCH_LOG_RETENTION_DAYS`, 90 days by default) are deleted by
 beat's daily `library.purge_search_log` task; as a safety net for installations that run no beat, each process
 also deletes up to one batch of them after its first write of the day (indexer.store.searchlog).
@@ -20,13 +25,18 @@ import re
 import threading
 import time
 import unicodedata
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+import jaconv
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from indexer.analysis.analyzer import is_kana
+from indexer.analysis.normalize import normalize_text
 from indexer.config import ConfigError
 from indexer.library import Library
 from indexer.search import Query, Results
@@ -163,3 +173,133 @@ def zero_result_queries(
         statement = statement.where(SearchLogRow.at >= since)
     with library.store.session(readonly=True) as session:
         return [(query, count) for query, count in session.execute(statement)]
+
+
+# --- frequent successful queries, as suggestions --------------------------------------------------------------
+
+FREQUENT_MIN_TIMES = 3  # privacy: fewer searches could all be one person's
+FREQUENT_DAYS = 30  # what people look for now, not a season ago
+FREQUENT_REFRESH_SECONDS = 60.0
+FREQUENT_LIMIT = 2000  # the most frequent ones: a short list in each process's memory
+FREQUENT_MAX_CHARS = 64  # longer text reads like a sentence about someone, not a search
+
+
+def frequent_queries(
+    library: Library,
+    min_times: int = FREQUENT_MIN_TIMES,
+    since: datetime | None = None,
+    limit: int = FREQUENT_LIMIT,
+) -> list[tuple[str, int]]:
+    """Non-empty queries that found something (not only by relaxing to any word) at least `min_times` times, as
+    (query, times), most frequent first. Never fewer than FREQUENT_MIN_TIMES, whatever the caller asks."""
+    times = func.count()
+    statement = (
+        select(SearchLogRow.query, times.label("times"))
+        .where(SearchLogRow.total > 0, SearchLogRow.relaxed.is_(False), SearchLogRow.query != "")
+        .group_by(SearchLogRow.query)
+        .having(times >= max(min_times, FREQUENT_MIN_TIMES))
+        .order_by(times.desc(), SearchLogRow.query)
+        .limit(limit)
+    )
+    if since is not None:
+        statement = statement.where(SearchLogRow.at >= since)
+    with library.store.session(readonly=True) as session:
+        return [(query, count) for query, count in session.execute(statement)]
+
+
+def folded_query(text: str) -> str:
+    """What typed text is compared as: the analyzer's NFKC folding (lowercase, full-width → ASCII), single spaces."""
+    return " ".join(normalize_text(text).split())
+
+
+@dataclass(frozen=True, slots=True)
+class FrequentQuery:
+    text: str  # as logged, and as suggested
+    folded: str
+    reading: str  # in katakana, without spaces: kana input matches it (ぼうさい → 防災訓練)
+
+
+def _suggestible(text: str) -> bool:
+    return len(text) <= FREQUENT_MAX_CHARS and EMAIL_MASK not in text and PHONE_MASK not in text
+
+
+def load_frequent_queries(
+    library: Library, known: dict[str, FrequentQuery] | None = None
+) -> list[FrequentQuery]:
+    """The suggestible frequent queries of the last FREQUENT_DAYS; `known` ones are reused, not analysed again."""
+    known = known or {}
+    queries = []
+    for text, _ in frequent_queries(library, since=utcnow() - timedelta(days=FREQUENT_DAYS)):
+        if _suggestible(text):
+            queries.append(
+                known.get(text) or FrequentQuery(text, folded_query(text), "".join(library.analyzer.analyze(text).r))
+            )
+    return queries
+
+
+class FrequentQueries:
+    """The frequent successful queries of one library, re-read at most every `seconds`; one per app (in
+    `app.extensions`), shared by its threads. While one thread re-reads, the others keep using the old list."""
+
+    def __init__(self, seconds: float = FREQUENT_REFRESH_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._entry: tuple[float, list[FrequentQuery]] | None = None
+        self._lock = threading.Lock()
+        self.loads = 0  # how often the log was read (tests read it)
+
+    def queries(self, library: Library) -> list[FrequentQuery]:
+        now, entry = self._clock(), self._entry
+        if entry is not None and now - entry[0] < self.seconds:
+            return entry[1]
+        if entry is not None and not self._lock.acquire(blocking=False):
+            return entry[1]  # another thread is re-reading
+        if entry is None:
+            self._lock.acquire()
+        try:
+            entry = self._entry
+            if entry is not None and now - entry[0] < self.seconds:
+                return entry[1]  # filled while this thread waited
+            previous = entry[1] if entry else []
+            try:
+                queries = load_frequent_queries(library, {query.text: query for query in previous})
+            except SQLAlchemyError:
+                # Suggestions from the titles still work; the log is tried again after `seconds`.
+                current_app.logger.warning("search log: frequent queries could not be read", exc_info=True)
+                queries = previous
+            self._entry = (now, queries)
+            self.loads += 1
+            return queries
+        finally:
+            self._lock.release()
+
+
+def _frequent(app: Flask) -> FrequentQueries:
+    cache = app.extensions.get("frequent_queries")
+    if cache is None:
+        cache = app.extensions.setdefault("frequent_queries", FrequentQueries())  # atomic: threads share one
+    return cache
+
+
+def frequent_completions(library: Library, text: str, limit: int) -> list[str]:
+    """Up to `limit` frequent successful queries that start with the typed text (after folding), or whose
+    reading starts with it when it is kana; most frequent first. Not the text itself: it is already typed."""
+    typed = folded_query(text)
+    if not typed or limit <= 0:
+        return []
+    prefix = typed + " " if text[-1:].isspace() else typed  # "防災 " asks for a next word
+    compact = typed.replace(" ", "")
+    reading = jaconv.hira2kata(compact) if is_kana(compact) else None
+    if has_app_context() and current_app.extensions.get("library") is library:
+        queries = _frequent(current_app).queries(library)
+    else:
+        queries = load_frequent_queries(library)  # scripts and tests outside this app: read afresh
+    found = []
+    for query in queries:
+        if query.folded == typed:
+            continue
+        if query.folded.startswith(prefix) or (reading is not None and query.reading.startswith(reading)):
+            found.append(query.text)
+            if len(found) == limit:
+                break
+    return found

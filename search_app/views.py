@@ -380,9 +380,21 @@ class SearchLinks:
             for value in values
         ]
 
-    def hidden_fields(self) -> list[tuple[str, str]]:
-        """What the search box resubmits besides the keyword: the conditions and the order stay."""
-        return [(name, value) for name, values in self.params().items() if name != "q" for value in values]
+    def hidden_fields(self, *replaced: str) -> list[tuple[str, str]]:
+        """What a form on the page resubmits besides its own inputs (`replaced`, the keyword by default): the
+        other conditions and the order stay, and the results start again at page 1."""
+        replaced = replaced or ("q",)
+        return [
+            (name, value) for name, values in self.params().items() if name not in replaced for value in values
+        ]
+
+    def date_values(self) -> dict[str, str]:
+        """The from/to dates as `<input type="date">` shows them (YYYY-MM-DD), whatever form the URL gave."""
+        values = {}
+        for name, when in (("from", self.query.date_from), ("to", self.query.date_to)):
+            if when is not None:
+                values[name] = when.astimezone(JST).date().isoformat()
+        return values
 
     def feed(self) -> str:
         params = {name: values for name, values in self.params().items() if name not in ("sort", "size")}

@@ -215,6 +215,29 @@ def test_the_app_settings_accept_the_composed_environment(
     )
 
 
+def test_the_web_service_sends_hsts(
+    interpolated: dict[str, Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T18: HSTS in the production configuration. The app sits behind a TLS proxy and sees plain http, so only
+    the setting turns the header on; the app built from the composed value must then send it."""
+    env = environment_of(services(interpolated)["web"])
+    assert env.get("LIBRARY_FLASK_HSTS") == "true"
+    for name in ("worker", "beat"):
+        assert "LIBRARY_FLASK_HSTS" not in environment_of(services(interpolated)[name]), "they serve no HTTP"
+
+    from search_app import create_app, get_library
+    from search_app.security import HSTS
+
+    monkeypatch.setenv("LIBRARY_FLASK_HSTS", env["LIBRARY_FLASK_HSTS"])
+    settings = Settings.from_env(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'library.db'}")
+    app = create_app({"LIBRARY_SETTINGS": settings, "TESTING": True})
+    try:
+        assert app.test_client().get("/healthz").headers.get("Strict-Transport-Security") == HSTS
+    finally:
+        get_library(app).close()
+    assert "max-age=31536000" in HSTS and "includeSubDomains" in HSTS
+
+
 def test_secret_variables_are_required_and_have_no_default(compose: dict[str, Any]) -> None:
     seen: set[str] = set()
     for where, value in strings_in(compose):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask, abort, request
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import TooManyRequests
 
 from indexer.engines.base import EngineError
@@ -16,8 +18,18 @@ from indexer.engines.breaker import CircuitOpenError
 from indexer.library import Library
 from indexer.query import MAX_TERMS, parse_query
 from indexer.search import compile_query
+from indexer.store.models import utcnow
+from indexer.store.searchlog import write_search_log
+from search_app import get_library, searchlog
 from search_app.auth.policy import PUBLIC, access
 from search_app.errors import RETRY_AFTER_SECONDS
+from search_app.searchlog import (
+    FREQUENT_DAYS,
+    FREQUENT_MIN_TIMES,
+    FrequentQueries,
+    flush_search_log,
+    frequent_queries,
+)
 
 SEARCH_KEYS = {"total", "took_ms", "page", "size", "relaxed", "hits", "facets", "pinned"}
 HIT_KEYS = {
@@ -220,6 +232,8 @@ def test_pinned_lists_urgent_notices_the_query_names(client: FlaskClient) -> Non
     pinned = search(client, q="モバイルバッテリー")["pinned"]
     assert "demo-notice-001" in [notice["id"] for notice in pinned]
     assert {notice["kind"] for notice in search(client, kind="notice")["pinned"]} == {"notice"}
+    by_maker = search(client, organization="株式会社サンプル電機")["pinned"]
+    assert [notice["id"] for notice in by_maker] == ["demo-notice-001"]  # -007 of the same maker is not urgent
 
 
 def test_engine_failure_is_a_503_problem_with_retry_after(
@@ -322,6 +336,78 @@ def test_suggest_reads_hiragana_as_katakana_readings(client: FlaskClient) -> Non
 def test_suggest_offers_whole_titles_containing_the_input(client: FlaskClient) -> None:
     found = suggest(client, "図書館")
     assert "みなと市立図書館（中央館）" in found
+
+
+def log_rows(library: Library, query: str, times: int, total: int = 3, **columns: Any) -> None:
+    row = {"at": utcnow(), "query": query, "filters": {}, "total": total, "took_ms": 1.0, "relaxed": False}
+    write_search_log(library.store, [{**row, **columns} for _ in range(times)])
+
+
+def test_suggest_offers_what_others_searched_and_found(client: FlaskClient, library: Library) -> None:
+    log_rows(library, "防災訓練 申し込み", 3)
+    log_rows(library, "防災 訓練", 4)
+    log_rows(library, "AED 設置場所", 5)
+    found = suggest(client, "防災")
+    assert found[:2] == ["防災 訓練", "防災訓練 申し込み"]  # the most frequent first, before title words
+    assert "防災訓練 申し込み" in suggest(client, "ぼうさいくん")  # kana input, by reading
+    assert suggest(client, "ａｅｄ")[0] == "AED 設置場所"  # full-width and lower case fold
+    assert suggest(client, "防災 ") == ["防災 訓練"]  # after a space: a whole next word
+
+
+def test_suggest_never_reveals_a_rare_failed_or_masked_query(client: FlaskClient, library: Library) -> None:
+    log_rows(library, "防災 山田花子さん宅", 2)  # seen twice: could be one person's
+    log_rows(library, "防災ヘルメット 在庫", 9, total=0)  # found nothing
+    log_rows(library, "防災頭巾 作り方", 9, relaxed=True)  # found only records with some of the words
+    log_rows(library, "防災 〔電話番号〕", 9)  # someone's number, masked by the log
+    log_rows(library, "防災" + "の" * 80, 9)  # a sentence, not a search
+    log_rows(library, "防災 古い", 9, at=utcnow() - timedelta(days=FREQUENT_DAYS + 1))
+    for typed in ("防災", "ぼうさい", "防災 "):
+        for shown in suggest(client, typed):
+            assert not shown.startswith(("防災 山田", "防災ヘルメット", "防災頭巾", "防災 〔", "防災のの", "防災 古い"))
+    log_rows(library, "防災 山田花子さん宅", 1)  # a third time: now many people asked it
+    with client.application.app_context():
+        assert ("防災 山田花子さん宅", 3) in frequent_queries(library, min_times=1)  # never fewer than 3
+        assert all(times >= FREQUENT_MIN_TIMES for _, times in frequent_queries(library, min_times=1))
+
+
+def test_frequent_searches_are_read_once_per_refresh_not_per_keystroke(
+    app: Flask, client: FlaskClient, library: Library
+) -> None:
+    clock = [1000.0]
+    app.extensions["frequent_queries"] = cache = FrequentQueries(seconds=60, clock=lambda: clock[0])
+    log_rows(library, "防災マップ 配布", 3)
+    for typed in ("ぼ", "ぼう", "ぼうさ", "ぼうさい", "防災", "防災ま"):
+        suggest(client, typed)
+    assert cache.loads == 1
+    assert "防災マップ 配布" in suggest(client, "防災")
+    log_rows(library, "防災無線 聞こえない", 3)
+    assert "防災無線 聞こえない" not in suggest(client, "防災")  # within the refresh interval
+    clock[0] += 60
+    assert "防災無線 聞こえない" in suggest(client, "防災")
+    assert cache.loads == 2
+
+
+def test_suggest_still_completes_titles_when_the_log_cannot_be_read(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(searchlog, "frequent_queries", broken)
+    assert suggest(client, "モバイル")[0] == "モバイルバッテリー"
+
+
+def test_searches_logged_through_the_api_become_suggestions(app: Flask, client: FlaskClient) -> None:
+    for _ in range(3):
+        found = search(client, q="図書館 おはなし会")
+        assert found["total"] > 0 and not found["relaxed"]
+    for _ in range(3):
+        unfound = search(client, q="図書館 ふしぎな語")
+        assert unfound["total"] == 0 or unfound["relaxed"]  # no record has both words
+    with app.app_context():
+        flush_search_log(get_library(app))
+    found = suggest(client, "図書館 ")
+    assert "図書館 おはなし会" in found and "図書館 ふしぎな語" not in found
 
 
 def test_suggest_never_gives_more_than_ten(client: FlaskClient) -> None:

@@ -53,6 +53,7 @@ HEATER = notice(
     "heater",
     title="カーボンヒーター「ぬくぬくスリム」転倒時に電源が切れない不具合",
     maker="ぬくもり家電株式会社",
+    organization="みなと生活協同組合（みなとコープ）",  # the co-op that reported the maker's recall
     product="カーボンヒーター ぬくぬくスリム",
     model_numbers=["NK-CH800"],
     jan_codes=[],
@@ -199,6 +200,31 @@ def test_filters_pin_by_kind_and_category(shared: Library) -> None:
     assert pinned(shared, category=("safety",)) == ["heater", "battery"]  # the parent category
     assert pinned(shared, category=("food.allergy",)) == []
     assert pinned(shared, "豆腐", category=("safety.product",)) == ["heater", "battery"]
+
+
+def test_the_organization_filter_pins_the_notices_of_that_maker_or_organization(shared: Library) -> None:
+    assert pinned(shared, organization=("株式会社サンプル電機",)) == ["battery"]  # the maker
+    assert pinned(shared, organization=("みなと生活協同組合（みなとコープ）",)) == ["heater"]  # who reported it
+    assert pinned(shared, organization=("ぬくもり家電株式会社",)) == ["heater"]
+    # Compared after NFKC folding: half-width katakana, ASCII brackets and full-width letters are the same name.
+    assert pinned(shared, organization=("株式会社ｻﾝﾌﾟﾙ電機",)) == ["battery"]
+    assert pinned(shared, organization=("みなと生活協同組合(みなとコープ)",)) == ["heater"]
+    assert pinned(shared, organization=("ぬくもり家電株式会社", "株式会社サンプル電機")) == ["heater", "battery"]
+    assert pinned(shared, "豆腐", organization=("株式会社サンプル電機",)) == ["battery"]
+
+
+@pytest.mark.parametrize(
+    "organization",
+    [
+        "サンプル電機",  # part of a name: the filter is a facet value, so it names an organization in full
+        "株式会社サンプル電機 本社",
+        "旧型扇風機製作所",  # the expired notice
+        "ケトル工業",  # not urgent
+        "みなと市役所",
+    ],
+)
+def test_other_organizations_pin_nothing(shared: Library, organization: str) -> None:
+    assert pinned(shared, organization=(organization,)) == []
 
 
 def test_pinned_notices_are_the_records_data(shared: Library) -> None:

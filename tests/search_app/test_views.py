@@ -252,6 +252,78 @@ def test_each_condition_is_removable(client: FlaskClient) -> None:
     assert '<input type="hidden" name="sort" value="newest">' in html
 
 
+def date_form(html: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The published-date form: its hidden (name, value) fields and the values of its two date inputs."""
+    form = re.search(r'<form class="date-range" action="/search" method="get"[^>]*>(.*?)</form>', html, re.DOTALL)
+    assert form, "no date-range form"
+    inner = form.group(1)
+    assert '<label for="date-from">開始日</label>' in inner and '<label for="date-to">終了日</label>' in inner
+    hidden = re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', inner)
+    dates = dict(re.findall(r'type="date" name="(from|to)" value="([^"]*)"', inner))
+    assert set(dates) == {"from", "to"}
+    assert re.search(r'<input id="date-from"[^>]*type="date" name="from"', inner)
+    assert re.search(r'<input id="date-to"[^>]*type="date" name="to"', inner)
+    return [(unescape(name), unescape(value)) for name, value in hidden], dates
+
+
+def published_dates(html: str) -> list[tuple[int, int, int]]:
+    return [tuple(map(int, m)) for m in re.findall(r"<span>(\d+)年(\d+)月(\d+)日（.）公開</span>", html)]
+
+
+def total(html: str) -> int:
+    found = re.search(r"<strong>([\d,]+)</strong>件", html)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def test_a_date_range_form_narrows_the_search_and_keeps_the_other_conditions(client: FlaskClient) -> None:
+    before = page(client, "/search?q=みなと&provenance=npo&sort=newest&size=50")
+    hidden, dates = date_form(before)
+    assert hidden == [("q", "みなと"), ("provenance", "npo"), ("sort", "newest"), ("size", "50")]
+    assert dates == {"from": "", "to": ""}
+
+    # What a browser sends for the form, without any script: the hidden fields, then the two dates.
+    after = page(client, "/search", query_string=[*hidden, ("from", "2026-02-01"), ("to", "2026-03-31")])
+    assert 0 < total(after) < total(before)
+    shown = published_dates(after)
+    assert len(shown) == total(after) and all((2026, 2, 1) <= day <= (2026, 3, 31) for day in shown)
+    assert [unescape(label) for label in re.findall(r'aria-label="「(.*?)」を外す"', after)] == [
+        "キーワード：みなと",
+        "情報源：NPO確認済み",
+        "開始日：2026-02-01",
+        "終了日：2026-03-31",
+    ]
+    hidden, dates = date_form(after)
+    assert dates == {"from": "2026-02-01", "to": "2026-03-31"}
+    assert ("from", "2026-02-01") not in hidden and [name for name, _ in hidden] == ["q", "provenance", "sort", "size"]
+    # The header's search box carries the range on to the next words.
+    assert '<input type="hidden" name="from" value="2026-02-01">' in after.split('class="date-range"')[0]
+
+
+def test_the_date_form_accepts_one_end_or_none(client: FlaskClient) -> None:
+    everything = page(client, "/search?q=みなと")
+    only_start = page(client, "/search?q=みなと&from=2026-04-01&to=")
+    assert [unescape(label) for label in re.findall(r'aria-label="「(.*?)」を外す"', only_start)] == [
+        "キーワード：みなと",
+        "開始日：2026-04-01",
+    ]
+    assert all(day >= (2026, 4, 1) for day in published_dates(only_start))
+    blank = page(client, "/search?q=みなと&from=&to=")  # both inputs left empty
+    assert hit_titles(blank) == hit_titles(everything)
+    assert 'aria-label="「開始日' not in blank
+
+
+def test_the_date_form_shows_a_timestamp_as_its_date_and_is_there_without_results(client: FlaskClient) -> None:
+    _, dates = date_form(page(client, "/search?from=2026-02-01T09:30:00%2B09:00&to=2026-02-28T12:00"))
+    assert dates == {"from": "2026-02-01", "to": "2026-02-28"}
+    hidden, dates = date_form(page(client, "/search?q=ばってりい&to=2025-01-01"))
+    assert hidden == [("q", "ばってりい")] and dates == {"from": "", "to": "2025-01-01"}
+
+
+def test_a_reversed_date_range_explains_itself(client: FlaskClient) -> None:
+    html = page(client, "/search?q=みなと&from=2026-05-01&to=2026-04-01", status=400)
+    assert "期間の開始が終了より後になっています" in html
+
+
 def test_comma_separated_filters_read_as_repeated_ones(client: FlaskClient) -> None:
     html = page(client, "/search?kind=program,facility")
     assert '種別：</span><span class="condition__value">催し・制度' in html
