@@ -98,7 +98,7 @@ class Hit:
         """The HTML-escaped title with <mark> around matches; made when first asked for, as the JSON API
         never shows it (half of a search's snippet work)."""
         if self._title_html is None:
-            marked = make_snippet(self.title, self.terms, max_chars=max(len(self.title), 1))
+            marked = make_snippet(self.title, self.terms, max_chars=None)  # the whole title, never cut
             object.__setattr__(self, "_title_html", marked)  # a cache, not a change of value
         return self._title_html  # type: ignore[return-value]
 

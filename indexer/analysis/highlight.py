@@ -52,19 +52,22 @@ MAX_LEARNED = 8
 
 
 def make_snippet(
-    text: str, terms: Sequence[QueryTerm], max_chars: int = 120, learned: Learned | None = None
+    text: str, terms: Sequence[QueryTerm], max_chars: int | None = 120, learned: Learned | None = None
 ) -> str:
-    """About ``max_chars`` characters of ``text`` around the most matches, escaped, matches in ``<mark>``.
+    """About ``max_chars`` characters of ``text`` around the most matches, escaped, matches in ``<mark>``;
+    ``None``: all of it (a title). The count is of the normalized text, which NFKC may make longer (… is ...).
 
     ``learned``, shared by the snippets of one result page, collects how kana terms are spelled in the texts
     (としょかん → 図書館, found by tokenizing); later texts then find those spellings as plain substrings instead
     of tokenizing their beginnings again.
     """
-    if max_chars < 1:
+    if max_chars is not None and max_chars < 1:
         raise ValueError(f"max_chars must be positive, not {max_chars}")
     analyzer = get_analyzer()
     norm = analyzer.normalize(text)
     size = len(norm.text)
+    if max_chars is None:
+        max_chars = max(size, 1)
     hits = _substring_hits(norm.text, terms, learned)
     if hits:
         start, end = _window(norm.text, hits, max_chars)

@@ -76,6 +76,13 @@ def test_the_window_with_the_most_terms_wins(analyzer):
     assert snippet == "…市立<mark>図書館</mark>の<mark>開館</mark>時間。" + "。関係のない話" * 4 + "。…"
 
 
+@pytest.mark.parametrize("title", ["表示確認 …お知らせ…", "ﾘｺｰﾙ㍿のお知らせ﹏", "お知らせ⑴⑵⑶ ㍻"])
+def test_a_whole_text_is_never_cut_where_nfkc_makes_it_longer(analyzer, title):
+    """A title is marked whole: … (one character) is ... after NFKC, so a window of len(title) would cut it."""
+    marked = make_snippet(title, analyzer.query_terms("お知らせ"), max_chars=None)
+    assert "<mark>" in marked and marked.replace("<mark>", "").replace("</mark>", "") == title
+
+
 def test_max_chars_must_be_positive(analyzer):
     with pytest.raises(ValueError):
         make_snippet("本文", analyzer.query_terms("本文"), max_chars=0)

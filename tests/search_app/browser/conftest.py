@@ -27,7 +27,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_play
 from werkzeug.serving import make_server
 
 from indexer.config import Settings
+from indexer.contributions import submit_edit
+from indexer.editing import edit_record
 from search_app import create_app, get_library
+from search_app.auth.accounts import create_user
+
+from .xss_corpus import HOSTILE_URLS, payloads
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,56 +49,37 @@ VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
 TIMEOUT_MS = 10_000
 
-# Stored text that would run script if any of it reached the page as markup (RELIABILITY T17).
-XSS_PAYLOADS = [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)>",
-    '"><script>alert(1)</script>',
-    "'><script>alert(1)</script>",
-    '"onmouseover="alert(1)',
-    "' onfocus='alert(1)' autofocus='",
-    "` onmouseover=`alert(1)",
-    "</mark><script>alert(1)</script>",
-    "<mark onmouseover=alert(1)>mark</mark>",
-    "</mark><img src=x onerror=alert(1)><mark>",
-    "javascript:alert(1)",
-    '<a href="javascript:alert(1)">click</a>',
-    "<a href=JaVaScRiPt:alert(1)>x</a>",
-    '<iframe src="javascript:alert(1)"></iframe>',
-    "<body onload=alert(1)>",
-    "<details open ontoggle=alert(1)>",
-    "<input autofocus onfocus=alert(1)>",
-    "<video><source onerror=alert(1)></video>",
-    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
-    "<scr<script>ipt>alert(1)</script>",
-    "&lt;script&gt;alert(1)&lt;/script&gt;",
-    "<IMG SRC=JaVaScRiPt:alert(1)>",
-    '<object data="data:text/html,<script>alert(1)</script>">',
-    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
-    "<style>@import 'javascript:alert(1)';</style>",
-    "{{7*7}} {% raw %}${alert(1)}",
-    "\u202e<script>alert(1)</script>\u202c",
-    '\u202b"><img src=x onerror=alert(1)>\u202c',
-    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
-    "<template><script>alert(1)</script></template>",
-    '<base href="javascript:alert(1)//">',
-]
+# Stored text that would run script if any of it reached the page as markup (RELIABILITY T17): xss_corpus.py.
+XSS_PAYLOADS = payloads()
 XSS_WORD = "表示確認"  # in every hostile record, so one search lists them all
 
 
 def xss_records() -> list[dict[str, Any]]:
+    """One record per payload (in its title, body, tags and organization), one per hostile URL, and a notice and a
+    page whose every shown field is hostile. As imported: xss_current_records() has them after the edits."""
     records: list[dict[str, Any]] = []
     for number, payload in enumerate(XSS_PAYLOADS, start=1):
         records.append(
             {
-                "id": f"xss-{number:02d}",
+                "id": f"xss-{number:03d}",
                 "kind": "faq",
-                "title": f"{XSS_WORD}{number:02d} {payload}",
+                "title": f"{XSS_WORD}{number:03d} {payload}",
                 "body": f"本文 {payload} の{XSS_WORD}、mark と script の語も含みます。",
                 "provenance": "citizen",
-                "tags": [payload],
+                "tags": [payload[:100]],  # the longest a tag may be
                 "organization": payload,
+            }
+        )
+    for number, url in enumerate(HOSTILE_URLS, start=1):
+        records.append(
+            {
+                "id": f"xss-url-{number:02d}",
+                "kind": "page",
+                "title": f"{XSS_WORD} リンク{number:02d}",
+                "body": f"{XSS_WORD} のリンク先 {url}",
+                "url": url,
+                "site": XSS_PAYLOADS[number - 1],
+                "provenance": "government",
             }
         )
     # The kinds whose fields appear in a hit's summary, in pinned notices and behind links.
@@ -126,6 +112,29 @@ def xss_records() -> list[dict[str, Any]]:
         }
     )
     return records
+
+
+XSS_PASSWORD = "表示確認のための長い合言葉です"
+XSS_EDITOR = "xss-editor@example.jp"
+XSS_EDITOR_NAME = "<img src=x onerror=alert('editor')>編集者"
+XSS_CITIZEN_NAME = "\"><script>alert('citizen')</script>"
+XSS_SUGGESTIONS = 40  # records with a citizen's pending suggestion, which the moderation queue lists
+
+
+def xss_edit(number: int) -> dict[str, str]:
+    """What the editor changed in record xss-<number>: its body gains the next payload (the diff shows both)."""
+    following = XSS_PAYLOADS[number % len(XSS_PAYLOADS)]
+    return {"body": f"本文 {XSS_PAYLOADS[number - 1]} の{XSS_WORD}、mark と script の語も含みます。追記 {following}"}
+
+
+def xss_current_records() -> dict[str, dict[str, Any]]:
+    """The hostile records as they are now, by id: the payload records at their second revision."""
+    current = {}
+    for record in xss_records():
+        if record["kind"] == "faq":
+            record = {**record, **xss_edit(int(record["id"].removeprefix("xss-")))}
+        current[record["id"]] = record
+    return current
 
 
 @contextmanager
@@ -166,6 +175,20 @@ def xss_base_url(demo_data_template: Path, tmp_path_factory: pytest.TempPathFact
     lines = io.StringIO("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in xss_records()))
     report = library.import_lines(lines, author="tests", summary="T17 corpus")
     assert not report.errors, report.errors
+    # The editor pages show the same text again, with the editor's and a citizen's names and notes (T17).
+    with library.store.session() as db:
+        editor = create_user(db, email=XSS_EDITOR, display_name=XSS_EDITOR_NAME, role="editor",
+                             password=XSS_PASSWORD)
+        citizen = create_user(db, email="xss-citizen@example.jp", display_name=XSS_CITIZEN_NAME, role="citizen",
+                              password=XSS_PASSWORD)
+        editor_id, citizen_id = editor.id, citizen.id
+    for number, payload in enumerate(XSS_PAYLOADS, start=1):
+        edit_record(library, f"xss-{number:03d}", xss_edit(number), editor_id=editor_id, author=f"user:{editor_id}",
+                    summary=f"要約 {payload}", expected_revision=1)
+        if number <= XSS_SUGGESTIONS:
+            submit_edit(library.store, citizen_id, f"xss-{number:03d}",
+                        {"title": f"{XSS_WORD}{number:03d} 提案 {payload}"}, base_revision=2,
+                        note=f"投稿者の説明 {payload}")
     with serve(app) as url:
         yield url
     library.close()

@@ -1,4 +1,4 @@
-"""T17's corpus: about 200 hostile texts made by combining ways to run script with the contexts that text could
+"""T17's corpus: about 270 hostile texts made by combining ways to run script with the contexts that text could
 break out of and the filter-evasion spellings that get past naive sanitizers, plus hostile URLs.
 
 Each payload calls `alert(<its number>)`, so a dialog that fires names the payload that ran. Written here for
