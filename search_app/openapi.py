@@ -45,6 +45,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _links(parameter: str, expression: str, **targets: str) -> dict[str, Any]:
+    """OpenAPI links (name → operationId) passing one value of a response on as `parameter`: clients and the
+    stateful fuzzing (T24) follow them from one call to the next."""
+    return {name: {"operationId": target, "parameters": {parameter: expression}} for name, target in targets.items()}
+
+
 def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
@@ -268,7 +274,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "レコードを検索する",
                 "parameters": _search_parameters(),
                 "responses": {
-                    "200": _json(_ref("SearchResults"), "検索結果"),
+                    "200": {**_json(_ref("SearchResults"), "検索結果"), "links": _links(
+                        "record_id", "$response.body#/hits/0/id", GetFirstHit="getRecord")},
                     "400": _problem("パラメータが正しくない"),
                     "503": _problem("検索エンジンが一時的に応答しない", retry_after=True),
                     "default": default,
@@ -397,9 +404,15 @@ def _notice_schemas() -> dict[str, Any]:
         },
         "ShopNoticePatch": {
             "type": "object",
-            "description": "JSON Merge Patch（RFC 7396）: 送った項目だけを変える。null はその項目を消す",
+            "description": (
+                "JSON Merge Patch（RFC 7396）: 送った項目だけを変える。null はその項目を消す（必須項目は消せない）。"
+                "shop_notice_id は送るならパスと同じ値（変更はできない）"
+            ),
             "additionalProperties": False,
-            "properties": {"shop_notice_id": notice_id, **{name: _nullable(schema) for name, schema in fields.items()}},
+            "properties": {
+                "shop_notice_id": notice_id,
+                **{name: schema if name in REQUIRED_FIELDS else _nullable(schema) for name, schema in fields.items()},
+            },
         },
         "ShopNotice": report,
         "ValidationProblem": {
@@ -437,7 +450,9 @@ def _notice_operation(operation_id: str, summary: str, ok: dict[str, Any], **ext
 
 
 def _notice_paths() -> dict[str, Any]:
-    report = _json(_ref("ShopNotice"), "お知らせの報告")
+    report = {**_json(_ref("ShopNotice"), "お知らせの報告"), "links": _links(
+        "shop_notice_id", "$response.body#/shop_notice_id",
+        GetNotice="getNotice", UpdateNotice="updateNotice", RetractNotice="retractNotice")}
     path_id = [{"name": "shop_notice_id", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": SHOP_NOTICE_ID_PATTERN}}]  # fmt: skip
     not_found = {"404": _problem("自分の店舗のこの ID の報告がない（ほかの店舗の報告も 404）")}
