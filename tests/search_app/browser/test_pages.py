@@ -93,6 +93,32 @@ def test_a_condition_is_removed_with_its_cross(page: Page, base_url: str) -> Non
     expect(page.get_by_role("heading", level=1)).to_have_text("絞り込み結果")
 
 
+def test_a_date_range_narrows_the_results_and_its_condition_is_removed(
+    page: Page, base_url: str, screenshot: Screenshot
+) -> None:
+    """The published-date form: a start date typed into the date input narrows the results, keeps the words
+    and the other conditions, and shows as a removable condition."""
+    hits = page.request.get(f"{base_url}/api/v1/search?q=みなと&size=100").json()["hits"]
+    dates = sorted(hit["published_at"][:10] for hit in hits if hit.get("published_at"))
+    start = dates[len(dates) // 2]  # about half the records were published on or after it
+    visit(page, f"{base_url}/search?q=みなと&sort=newest&page=2&size=5")
+    before = total(page)
+    open_filters(page)
+    page.locator("#date-from").fill(start)
+    page.get_by_role("button", name="この期間で絞り込む").click()
+    page.wait_for_url(re.compile(r"from="))
+    assert query_of(page) == {"q": ["みなと"], "sort": ["newest"], "size": ["5"], "from": [start]}  # page 1 again
+    after = total(page)
+    assert 0 < after < before and after == sum(date >= start for date in dates)
+    expect(page.get_by_role("link", name=f"「開始日：{start}」を外す")).to_be_visible()
+    open_filters(page)
+    expect(page.locator("#date-from")).to_have_value(start)
+    screenshot("date-range")
+    page.get_by_role("link", name=f"「開始日：{start}」を外す").click()
+    page.wait_for_url(lambda url: "from=" not in url)
+    assert total(page) == before
+
+
 def test_pagination(page: Page, base_url: str, screenshot: Screenshot) -> None:
     visit(page, f"{base_url}/search?size=5")
     expect(page.locator(".results__range")).to_have_text("（1〜5件目）")
