@@ -150,6 +150,11 @@ class _Unit:
     depth: int
 
 
+def _charset_of(state: FetchStateRow) -> dict[str, str | None]:
+    """A 304 keeps how the unchanged document was decoded."""
+    return {"encoding": state.encoding, "encoding_source": state.encoding_source}
+
+
 def _key(location: str) -> str:
     """Frontier and fetch-state key: sha256 of a canonical URL (= indexer.ingest.url_key) or a file path."""
     return hashlib.sha256(location.encode()).hexdigest()
@@ -368,7 +373,8 @@ class _Crawler:
             self.run.counts.unchanged += 1
             return self._close_alone(unit, UnitState.DONE, links=state.links or [],
                                      state=self._state(unit, result, content_key=state.content_key,
-                                                       record_id=state.record_id, links=state.links))
+                                                       record_id=state.record_id, links=state.links,
+                                                       **_charset_of(state)))
         if result.media_type not in HTML_TYPES or not self.scope.on_site(result.final_url):
             return self._close_alone(unit, UnitState.SKIPPED)  # a file, or a redirect off the site
         try:
@@ -394,7 +400,8 @@ class _Crawler:
                 record_id = self._ingest(session, record, unit.url)
             if record_id is None:  # the error is on the run; the page's links are still followed
                 return self._close(session, unit, UnitState.FAILED, links=links)
-            fetch_state = self._state(unit, result, content_key=text_key, record_id=record_id, links=links)
+            fetch_state = self._state(unit, result, content_key=text_key, record_id=record_id, links=links,
+                                      encoding=page.encoding, encoding_source=page.encoding_source.value)
             return self._close(session, unit, UnitState.DONE, links=links, state=fetch_state)
 
     def _state(self, unit: _Unit, result: FetchResult, **fields: object) -> FetchStateRow:
@@ -437,11 +444,11 @@ class _Crawler:
 
     def _document(self, unit: _Unit) -> None:
         try:
-            drafts, result = self._drafts(unit)
+            drafts, result, charset = self._drafts(unit)
         except (FetchError, ParseError, OSError) as exc:
             self.run.add_error(self._label(unit), exc)
             return self._close_alone(unit, UnitState.FAILED)
-        state = self._state(unit, result) if result is not None else None
+        state = self._state(unit, result, **charset) if result is not None else None
         if drafts is None:  # 304: the feed or CSV did not change
             return self._close_alone(unit, UnitState.DONE, state=state)
         batches = list(_chunks(drafts, INGEST_BATCH)) or [[]]
@@ -461,8 +468,11 @@ class _Crawler:
                 self._drain_if_due()
         return None
 
-    def _drafts(self, unit: _Unit) -> tuple[list[dict[str, Any]] | None, FetchResult | None]:
-        """The drafts of the unit's document, and the fetch that brought it (None: a file).
+    def _drafts(
+        self, unit: _Unit
+    ) -> tuple[list[dict[str, Any]] | None, FetchResult | None, dict[str, str | None]]:
+        """The drafts of the unit's document, the fetch that brought it (None: a file), and how it was decoded
+        (the FetchStateRow fields).
 
         Drafts are None when a conditional GET says the document did not change.
         """
@@ -476,14 +486,17 @@ class _Crawler:
             self.run.counts.fetched += 1
             if result.not_modified and state is not None:
                 self.run.counts.unchanged += 1
-                return None, result
+                return None, result, _charset_of(state)
             content = result.content
         else:
             content = self._read_file(Path(unit.url))
             self.run.counts.fetched += 1
+        charset: dict[str, str | None] = {}
         if kind == SourceKind.FEED:
             drafts = []
-            for entry in parse_feed(content, url=unit.url, content_type=result.content_type).entries:
+            feed = parse_feed(content, url=unit.url, content_type=result.content_type if result else None)
+            charset = {"encoding": feed.encoding, "encoding_source": feed.encoding_source.value}
+            for entry in feed.entries:
                 try:
                     drafts.append(feed_entry_draft(entry))
                 except ParseError as exc:  # one entry without a link; the others are read
@@ -494,9 +507,10 @@ class _Crawler:
             for row_error in parsed.errors:
                 self.run.add_error(unit.url, ParseError(str(row_error)))
             drafts = parsed.drafts
+            charset = {"encoding": parsed.encoding, "encoding_source": parsed.encoding_source.value}
         else:
             drafts = self._upload_drafts(content)
-        return drafts, result
+        return drafts, result, charset
 
     def _upload_drafts(self, content: bytes) -> list[dict[str, Any]]:
         """An uploaded file's drafts under the upload policy (crawlers.uploads); each record left out is an

@@ -118,6 +118,9 @@ class FetchStateRow(Base):
 
     The validators make the next GET conditional; ``links`` lets a 304 still extend the frontier;
     ``content_key`` (sha256 of the extracted text) finds the same page under a second URL or encoding.
+    ``encoding`` and ``encoding_source`` say how the document was decoded (the codec, and what chose it: the
+    HTTP header, a BOM, a <meta>/XML declaration, detection or the fallback), for an operator reading a
+    mis-decoded page (RELIABILITY T15).
     Keyed per source: another source's validators must not turn a first fetch into a 304.
     """
 
@@ -132,4 +135,6 @@ class FetchStateRow(Base):
     content_key: Mapped[str | None] = mapped_column(String(64))
     record_id: Mapped[str | None] = mapped_column(String(128))
     links: Mapped[list[str] | None] = mapped_column(JSON_DOCUMENT)
+    encoding: Mapped[str | None] = mapped_column(String(32))
+    encoding_source: Mapped[str | None] = mapped_column(String(16))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -162,6 +162,12 @@ def test_scope_patterns_and_page_limit(library: Library, site: Site, make_fetche
     assert site.server.hits["/broken"] == 0  # the fifth URL: over the limit
 
 
+def encodings_of(library: Library) -> dict[str, tuple[str | None, str | None]]:
+    with library.store.session(readonly=True) as session:
+        rows = session.execute(select(FetchStateRow.url, FetchStateRow.encoding, FetchStateRow.encoding_source))
+        return {url: (encoding, source) for url, encoding, source in rows}
+
+
 def test_conditional_get_state_is_kept_per_source(library: Library, site: Site, make_fetcher) -> None:
     first = add_source(library.store, "web", [site.url("/b")], provenance="government", depth=0)
     second = add_source(library.store, "web", [site.url("/b")], provenance="npo", depth=0)
@@ -190,7 +196,11 @@ def test_the_same_page_in_two_encodings_is_one_record(library: Library, make_ser
     assert record.data["body"] == "受付は９時〜１７時です。高橋窓口"
     with library.store.session(readonly=True) as session:  # each URL knows its record, for the next run
         assert set(session.scalars(select(FetchStateRow.record_id))) == {record.id}
+    decoded = {server.url("/utf8"): ("utf-8", "header"), server.url("/sjis"): ("cp932", "meta"),
+               server.url("/euc"): ("euc_jp", "detected")}  # fmt: skip
+    assert encodings_of(library) == decoded  # how each was decoded, and what chose it (T15)
     assert counts(crawl(library, source.id, fetcher=make_fetcher())) == (3, 0, 0, 3, 0, 0)
+    assert encodings_of(library) == decoded
 
 
 def test_a_retry_after_beyond_the_fetch_budget_is_an_error_on_the_run(library: Library, make_server,
@@ -236,8 +246,10 @@ def test_a_feed_source(library: Library, make_server, make_fetcher) -> None:
     stored = records_of(library, source.id)
     assert {r.external_id for r in stored.values()} == {"n-1", "n-2"}
     assert stored[server.url("/news/1")].data["body"] == "図書館の臨時休館の詳細"  # the HTML became text
+    assert encodings_of(library) == {server.url("/feed.rss"): ("utf-8", "xml-declaration")}
     again = crawl(library, source.id, fetcher=make_fetcher())
     assert counts(again) == (1, 0, 0, 1, 0, 0)  # 304: nothing read, nothing written
+    assert encodings_of(library) == {server.url("/feed.rss"): ("utf-8", "xml-declaration")}  # kept
     assert_index_matches_store(library)
 
 
@@ -444,6 +456,7 @@ def test_an_opendata_csv_by_url_and_by_file(library: Library, make_server, make_
     assert (events["222127:ev-1"]["kind"], events["222127:ev-1"]["title"], events["222127:ev-1"]["organization"]) == (
         "program", "みなと朝市", "焼津市")
     assert counts(crawl(library, by_url.id, fetcher=make_fetcher())) == (1, 0, 0, 2, 1, 0)
+    assert encodings_of(library) == {server.url("/events.csv"): ("cp932", "detected")}
 
     csv_file = tmp_path / "events.csv"
     csv_file.write_bytes(EVENTS_CSV.encode("utf-8-sig"))
