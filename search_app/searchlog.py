@@ -161,11 +161,20 @@ def zero_result_queries(
 ) -> list[tuple[str, int]]:
     """The most frequent non-empty queries that found nothing, as (query, times), most frequent first."""
     flush_search_log(library)
-    times = func.count().label("times")
+    return _query_counts(library, [SearchLogRow.total == 0], 1, since, limit)
+
+
+def _query_counts(
+    library: Library, conditions: list[Any], min_times: int, since: datetime | None, limit: int
+) -> list[tuple[str, int]]:
+    """(query, times) of the non-empty logged queries that meet `conditions` at least `min_times` times since
+    `since`, most frequent first."""
+    times = func.count()
     statement = (
-        select(SearchLogRow.query, times)
-        .where(SearchLogRow.total == 0, SearchLogRow.query != "")
+        select(SearchLogRow.query, times.label("times"))
+        .where(*conditions, SearchLogRow.query != "")
         .group_by(SearchLogRow.query)
+        .having(times >= min_times)
         .order_by(times.desc(), SearchLogRow.query)
         .limit(limit)
     )
@@ -192,19 +201,8 @@ def frequent_queries(
 ) -> list[tuple[str, int]]:
     """Non-empty queries that found something (not only by relaxing to any word) at least `min_times` times, as
     (query, times), most frequent first. Never fewer than FREQUENT_MIN_TIMES, whatever the caller asks."""
-    times = func.count()
-    statement = (
-        select(SearchLogRow.query, times.label("times"))
-        .where(SearchLogRow.total > 0, SearchLogRow.relaxed.is_(False), SearchLogRow.query != "")
-        .group_by(SearchLogRow.query)
-        .having(times >= max(min_times, FREQUENT_MIN_TIMES))
-        .order_by(times.desc(), SearchLogRow.query)
-        .limit(limit)
-    )
-    if since is not None:
-        statement = statement.where(SearchLogRow.at >= since)
-    with library.store.session(readonly=True) as session:
-        return [(query, count) for query, count in session.execute(statement)]
+    found = [SearchLogRow.total > 0, SearchLogRow.relaxed.is_(False)]
+    return _query_counts(library, found, max(min_times, FREQUENT_MIN_TIMES), since, limit)
 
 
 def folded_query(text: str) -> str:
