@@ -223,6 +223,19 @@ def stored_once(library: Library, count: int) -> None:
         assert revisions == count
 
 
+def wait_until_indexed(library: Library, count: int, logs: list[Path]) -> set[str]:
+    """Wait (90 s at most) until the `count` notices' records are all in the index at revision 1; their ids."""
+    with library.store.session(readonly=True) as db:
+        record_ids = set(db.scalars(select(NoticeReportRow.record_id)))
+
+    def all_indexed() -> bool:
+        versions = library.engine.versions()
+        return len(record_ids) == count and all(versions.get(rid) == 1 for rid in record_ids)
+
+    wait_for(all_indexed, "every notice in the index", logs, 90)
+    return record_ids
+
+
 def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: RedisServer, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -269,15 +282,8 @@ def test_a_thousand_notices_survive_broker_and_worker_faults(redis_server: Redis
         # (d) A task due shortly before the visibility timeout runs once: it is not restored to the queue
         # while a worker holds it. (Tasks caught by a broker restart may run twice: that is (a), and harmless.)
         delayed = client.send_task("library.drain_outbox", countdown=int(VISIBILITY_TIMEOUT * 0.75))
-        with library.store.session(readonly=True) as db:
-            record_ids = set(db.scalars(select(NoticeReportRow.record_id)))
-
-        def all_indexed() -> bool:
-            versions = library.engine.versions()
-            return len(record_ids) == NOTICES and all(versions.get(rid) == 1 for rid in record_ids)
-
         # The queue recovers within a minute of the last fault and drains everything.
-        wait_for(all_indexed, "every notice in the index", logs, 90)
+        wait_until_indexed(library, NOTICES, logs)
         succeeded = rf"library\.drain_outbox\[{delayed.id}\] succeeded"
         wait_for(lambda: re.search(succeeded, "".join(log.read_text(errors="replace") for log in logs)),
                  "the countdown task", logs, 60)
@@ -366,14 +372,7 @@ def test_notices_survive_tcp_resets_of_every_broker_connection(redis_server: Red
         assert progress["sent"] == RESET_NOTICES
 
         client.send_task("library.drain_outbox")  # what beat does every minute, after the faults
-        with library.store.session(readonly=True) as db:
-            record_ids = set(db.scalars(select(NoticeReportRow.record_id)))
-
-        def all_indexed() -> bool:
-            versions = library.engine.versions()
-            return len(record_ids) == RESET_NOTICES and all(versions.get(rid) == 1 for rid in record_ids)
-
-        wait_for(all_indexed, "every notice in the index", logs, 90)
+        record_ids = wait_until_indexed(library, RESET_NOTICES, logs)
         time.sleep(VISIBILITY_TIMEOUT + 2)  # long enough for a message left unacknowledged to come back and run
         wait_for(lambda: broker.llen("celery") == 0 and broker.hlen("unacked") == 0,
                  "nothing queued or held", logs, 60)
