@@ -125,7 +125,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    data_dir: Path, port: int, workers: int, log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """gunicorn over `data_dir`; with `log_file`, its log at info level goes there (the workers' exit lines)."""
     # The public search's rate limit (60/min per address) would turn the load into 429s: it is switched off.
     env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir), "LIBRARY_FLASK_RATELIMIT_ENABLED": "false"}
     command = [
@@ -136,7 +139,8 @@ def start_gunicorn(data_dir: Path, port: int, workers: int) -> subprocess.Popen[
         "--workers", str(workers),
         "--access-logfile", os.devnull,
         "--max-requests", "0",
-        "--log-level", "warning",
+        "--log-level", "info" if log_file else "warning",
+        *(["--error-logfile", str(log_file)] if log_file else []),
         "search_app:create_app()",
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
@@ -371,10 +375,10 @@ def main() -> None:
             "gunicorn is not installed (a dependency of the package): .venv/bin/pip install -e ."
         )
     data_dir = args.data_dir.expanduser().resolve()
-    if not (data_dir / "library.db").exists() and not os.environ.get("LIBRARY_DATABASE_URL"):
-        sys.path.insert(0, str(REPO))  # run as a script: the repository's packages, benchmarks included
-        from benchmarks.profile_search import build
+    sys.path.insert(0, str(REPO))  # run as a script: the repository's packages, benchmarks included
+    from benchmarks.profile_search import build, is_built
 
+    if not is_built(data_dir):
         data_dir.mkdir(parents=True, exist_ok=True)
         log(f"building {data_dir} (demo + {args.records:,} records)")
         build(data_dir, args.records)

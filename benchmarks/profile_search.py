@@ -19,6 +19,7 @@ import cProfile
 import gzip
 import io
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -38,8 +39,24 @@ CORPUS = Path("/work/shared/corpus/ldcc.jsonl.gz")
 DEMO_RECORDS = resources.files("indexer") / "demo" / "records.jsonl"
 
 
+BUILT_MARKER = "benchmark-built"  # written last by build(): the import finished, for this database
+
+
+def database_url_for(directory: Path) -> str:
+    """LIBRARY_DATABASE_URL when set (a PostgreSQL run: the index still lives in `directory`), else its SQLite."""
+    return os.environ.get("LIBRARY_DATABASE_URL") or f"sqlite:///{directory / 'library.db'}"
+
+
 def settings_for(directory: Path) -> Settings:
-    return Settings.from_env(data_dir=directory, database_url=f"sqlite:///{directory / 'library.db'}")
+    return Settings.from_env(data_dir=directory, database_url=database_url_for(directory))
+
+
+def is_built(directory: Path) -> bool:
+    """A finished build for this directory's database (a SQLite file from before the marker counts too)."""
+    marker = directory / BUILT_MARKER
+    if marker.exists():
+        return marker.read_text(encoding="utf-8").strip() == database_url_for(directory)
+    return "LIBRARY_DATABASE_URL" not in os.environ and (directory / "library.db").exists()
 
 
 def corpus_lines(count: int) -> list[str]:
@@ -76,6 +93,7 @@ def build(directory: Path, records: int) -> None:
             library.import_lines(
                 io.StringIO("".join(corpus_lines(records))), author="benchmark", summary="profile"
             )
+        (directory / BUILT_MARKER).write_text(database_url_for(directory) + "\n", encoding="utf-8")
         print(f"built {directory} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     finally:
         library.close()
@@ -93,7 +111,7 @@ def main() -> None:
 
     directory = args.data_dir or Path(tempfile.mkdtemp(prefix="profile-search-"))
     directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "library.db").exists():
+    if not is_built(directory):
         build(directory, args.records)
     app = create_app({"LIBRARY_SETTINGS": settings_for(directory), "RATELIMIT_ENABLED": False})
     client = app.test_client()

@@ -42,3 +42,15 @@ loglevel = "info"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 proc_name = "social-library-web"
+
+
+def worker_exit(server, worker):
+    """As a worker stops, it logs how long its requests waited for a database connection (T29: the pool is
+    never exhausted, wait p99 <= 50 ms). Runs in the worker, where the app and its pool live."""
+    app = getattr(worker, "wsgi", None)
+    library = getattr(app, "extensions", {}).get("library") if app is not None else None
+    report = library.store.pool_waits() if library is not None else None
+    if report is not None:
+        import json
+
+        worker.log.info("database pool waits %s", json.dumps({"pid": worker.pid, **report.as_dict()}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.config import Settings
+from indexer.store.pool_waits import PoolWaitReport, TimedQueuePool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -84,7 +84,12 @@ class Store:
         if backend == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(parsed, json_serializer=_json_dumps)
+            # A file database gets SQLAlchemy's default QueuePool (5 + 10 overflow), timed; :memory: keeps its
+            # one-connection-per-thread pool, which never waits.
+            file_pool: dict[str, Any] = (
+                {"poolclass": TimedQueuePool} if parsed.database and parsed.database != ":memory:" else {}
+            )
+            self.engine: Engine = create_engine(parsed, json_serializer=_json_dumps, **file_pool)
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
             reader_options: dict[str, Any] = {_SQLITE_BEGIN: "DEFERRED"}
@@ -92,6 +97,7 @@ class Store:
             self.engine = create_engine(
                 parsed,
                 isolation_level="READ COMMITTED",
+                poolclass=TimedQueuePool,
                 pool_pre_ping=True,  # a restarted server must not hand out dead connections
                 pool_size=10,
                 max_overflow=10,
@@ -178,6 +184,11 @@ class Store:
                 rows = connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
                 return "\n".join(str(row) for row in rows)
             return "ok" if connection.execute(text("SELECT 1")).scalar() == 1 else "no answer to SELECT 1"
+
+    def pool_waits(self) -> PoolWaitReport | None:
+        """How long this process's checkouts waited for a connection (T29), or None for an untimed pool."""
+        pool = self.engine.pool
+        return pool.wait_report() if isinstance(pool, TimedQueuePool) else None
 
     def dispose(self) -> None:
         self.engine.dispose()

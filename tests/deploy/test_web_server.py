@@ -6,13 +6,18 @@ environment).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,12 +40,12 @@ def healthcheck(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(base URL, log file) of gunicorn started as docker-compose.yml's web command, bound to loopback."""
+@contextmanager
+def gunicorn(data_dir: Path) -> Iterator[tuple[str, Path]]:
+    """(base URL, log file) of gunicorn started as docker-compose.yml's web command, bound to loopback; stopped
+    gracefully (SIGTERM) when the block ends, so the workers' exit hooks have run by then."""
     if importlib.util.find_spec("gunicorn") is None:
         missing("gunicorn")
-    data_dir = tmp_path_factory.mktemp("data")
     log = data_dir / "gunicorn.log"
     port = free_port()
     environment = {
@@ -79,6 +84,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             process.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with gunicorn(tmp_path_factory.mktemp("data")) as running:
+        yield running
+
+
 def test_gunicorn_serves_the_app_and_the_healthcheck_passes(server: tuple[str, Path]) -> None:
     url, log = server
     assert healthcheck(f"{url}/healthz").returncode == 0
@@ -105,3 +116,19 @@ def test_the_healthcheck_fails_when_nothing_answers() -> None:
 
 def test_the_healthcheck_refuses_other_schemes() -> None:
     assert healthcheck("file:///etc/passwd").returncode == 1
+
+
+def test_each_worker_logs_its_database_pool_waits_as_it_stops(tmp_path: Path) -> None:
+    """T29 asks for no pool exhaustion and a pool wait p99 <= 50 ms: the figures live inside the worker
+    processes, so each one logs them when it stops (benchmarks/load_t29.py reads them)."""
+    with gunicorn(tmp_path) as (url, log):
+        for query in ("図書館", "リコール", "子育て"):
+            with urllib.request.urlopen(f"{url}/api/v1/search?q={urllib.parse.quote(query)}") as response:
+                assert response.status == 200
+    lines = re.findall(r"database pool waits (\{.*\})", log.read_text(errors="replace"))
+    assert len(lines) == 1, log.read_text(errors="replace")  # WEB_CONCURRENCY=1
+    figures = json.loads(lines[0])
+    assert figures["checkouts"] >= 1
+    assert figures["timeouts"] == 0
+    assert figures["size"] == 5 and figures["overflow_limit"] == 10  # SQLite file: QueuePool 5 + 10
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]

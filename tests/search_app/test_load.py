@@ -37,3 +37,8 @@ def test_a_bounded_load_has_no_errors_and_flat_memory(data_dir: Path, demo_data_
     assert report.errors == 0, report.error_samples
     assert len(report.rss_start_mib) == 2  # both workers were followed
     assert report.rss_growth <= 0.10, (report.rss_start_mib, report.rss_end_mib)
+    # T29: the pool never ran dry; each worker logged its figures as it stopped.
+    assert len(report.pools) == 2, report.pools
+    for pool in report.pools:
+        assert pool["timeouts"] == 0, pool
+        assert pool["checkouts"] > 0 and pool["peak_in_use"] <= pool["size"] + pool["overflow_limit"], pool
