@@ -7,8 +7,14 @@
 
 An empty `--data-dir` is first filled with the demo records plus `--records` livedoor articles (as
 benchmarks/profile_search.py builds it; about 10 minutes for 100,000 here); a built one is reused as it is.
-The searches repeat a few dozen URLs, so the per-process result cache (LIBRARY_FLASK_SEARCH_CACHE_SECONDS, 2 s by
-default) answers most of them; run once more with it set to 0 for the cost of searches that all miss it.
+
+Which searches, and how often (`--mix`): a search box's log has a head of popular searches and a long tail of
+searches made once or twice, so the default `zipf` mix draws each search from the citizen queries below (the
+head) followed by `--tail` words and word pairs from the corpus's titles (SudachiPy nouns), the one of rank k
+with weight 1/k^`--zipf` (Zipf's law, as query logs follow it). Only repeats within 2 s can come from the
+per-process result cache (LIBRARY_FLASK_SEARCH_CACHE_SECONDS), so the share it answered is printed, read from
+the workers' exit log; `--mix head` cycles through the head alone, which the cache then answers almost entirely.
+Set LIBRARY_FLASK_SEARCH_CACHE_SECONDS=0 for the cost of searches that all miss it.
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
 workers, 2 by default, with 8 threads each) on a free loopback port over the given data directory (SQLite +
@@ -22,11 +28,12 @@ clients are `wrk` when it is installed (`apt-get install wrk`), else Python proc
 core, each running threads. Both share the machine's cores with the server, so absolute rates are a floor; the
 ratio is the figure to read.
 
-Search requests cycle through realistic citizen queries (words, kana, phrases, filters, sorting, paging, codes,
-misses), or the lines of `--queries`: each line a query string (`q=…&kind=…`) or plain words (sent as q).
+The head is realistic citizen queries (words, kana, phrases, filters, sorting, paging, codes, misses), or the
+lines of `--queries`: each line a query string (`q=…&kind=…`) or plain words (sent as q).
 
-Printed: requests/s, p50/p99 latency and errors per endpoint, the search/ping ratio (target >= 0.5), and the
-workers' resident memory before and after the load. It never fails on a missed target.
+Printed: requests/s, p50/p99 latency and errors per endpoint, the search/ping ratio (target >= 0.5), the share
+of searches the result cache answered, and the workers' resident memory before and after the load. It never
+fails on a missed target.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +56,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.util import find_spec
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -57,6 +66,9 @@ HOST = "127.0.0.1"
 PING = "/api/v1/ping"
 SEARCH = "/api/v1/search"
 RATIO_TARGET = 0.5
+ZIPF_DRAWS = 40_000  # searches drawn per run; wrk goes through them in a shuffled order each round
+HIRAGANA_ONLY = re.compile("[\u3041-\u309f]+")
+CACHE_LINE = re.compile(r"search result cache (\{.*\})")
 READY_TIMEOUT_S = 120.0
 
 # What people type into a town library's search box, and the filters the result page offers.
@@ -305,6 +317,48 @@ class WrkLoad:
 # --- the run ----------------------------------------------------------------------------------------------
 
 
+def long_tail_queries(count: int, seed: int = 3) -> list[str]:
+    """`count` distinct searches the head does not hold: nouns of the corpus's titles (SudachiPy, mode C), one
+    alone or two of one title together, as people search for what a page is about."""
+    import gzip
+
+    from sudachipy import Dictionary, SplitMode
+
+    from benchmarks.profile_search import CORPUS
+
+    tokenizer = Dictionary().create(SplitMode.C)
+    words: set[str] = set()
+    pairs: set[str] = set()
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            nouns = [
+                m.surface()
+                for m in tokenizer.tokenize(json.loads(line)["title"])
+                if m.part_of_speech()[0] == "名詞"
+                and m.part_of_speech()[1] != "数詞"
+                and len(m.surface()) >= 2
+                and not HIRAGANA_ONLY.fullmatch(m.surface())  # ため, こと: nobody searches for those
+            ]
+            words.update(nouns)
+            pairs.update(f"{a} {b}" for a, b in pairwise(nouns) if a != b)
+            if len(words) >= 4 * count and len(pairs) >= 4 * count:
+                break
+    head = {query.get("q") for query in QUERIES}
+    rng = random.Random(seed)
+    # Mostly single words, as in a search box's log; pairs for the rest.
+    singles = rng.sample(sorted(words - head), min(len(words - head), count * 2 // 3))
+    doubles = rng.sample(sorted(pairs - head), min(len(pairs - head), count - len(singles)))
+    chosen = singles + doubles
+    rng.shuffle(chosen)
+    return [urlencode({"q": query}) for query in chosen]
+
+
+def zipf_sequence(ranked: list[str], length: int, exponent: float, seed: int = 5) -> list[str]:
+    """`length` draws from `ranked`, the one of rank k with weight 1/k^exponent."""
+    weights = [1 / rank**exponent for rank in range(1, len(ranked) + 1)]
+    return random.Random(seed).choices(ranked, weights, k=length)
+
+
 def read_queries(path: Path | None) -> list[str]:
     """Percent-encoded query strings: the built-in list, or the file's lines."""
     if path is None:
@@ -361,7 +415,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--warmup", type=float, default=10.0, help="unmeasured load first, in seconds (default 10)"
     )
-    parser.add_argument("--queries", type=Path, help="one query string or plain query per line")
+    parser.add_argument("--queries", type=Path, help="the head: one query string or plain query per line")
+    parser.add_argument("--mix", choices=("zipf", "head"), default="zipf",
+                        help="zipf: head and long tail by Zipf's law (default); head: cycle through the head")
+    parser.add_argument("--tail", type=int, default=5000, help="distinct long-tail searches (default 5000)")
+    parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of the mix (default 1.0)")
     parser.add_argument(
         "--python-clients", action="store_true", help="use the Python clients even if wrk exists"
     )
@@ -382,13 +440,22 @@ def main() -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         log(f"building {data_dir} (demo + {args.records:,} records)")
         build(data_dir, args.records)
-    paths = [f"{SEARCH}?{query}" for query in read_queries(args.queries)]
+    head = read_queries(args.queries)
+    if args.mix == "zipf":
+        ranked = head + long_tail_queries(args.tail)
+        queries = zipf_sequence(ranked, ZIPF_DRAWS, args.zipf)
+        log(f"{len(ranked):,} distinct searches ({len(head)} head), {ZIPF_DRAWS:,} draws; "
+            f"{len(set(queries)):,} distinct drawn")  # fmt: skip
+    else:
+        ranked = queries = head
+    paths = [f"{SEARCH}?{query}" for query in queries]
     use_wrk = shutil.which("wrk") is not None and not args.python_clients
     load: PythonLoad | WrkLoad = WrkLoad(args.connections) if use_wrk else PythonLoad(args.connections)
 
     port = free_port()
     log(f"starting gunicorn ({args.workers} workers) on {HOST}:{port} over {data_dir}")
-    server = start_gunicorn(data_dir, port, args.workers)
+    server_log = Path(tempfile.mkdtemp(prefix="api-load-log-")) / "gunicorn.log"
+    server = start_gunicorn(data_dir, port, args.workers, server_log)
     try:
         wait_until_ready(server, port)
         status, headers, body = get(port, f"{SEARCH}?size=1")
@@ -427,8 +494,13 @@ def main() -> None:
     print(
         f"  server: gunicorn ({GUNICORN_CONFIG.relative_to(REPO)}), {args.workers} workers; "
         f"clients: {load.name}, {args.connections} connections; "
-        f"{args.rounds} rounds, {args.seconds:.0f} s per endpoint; {len(paths)} search URLs"
+        f"{args.rounds} rounds, {args.seconds:.0f} s per endpoint"
     )
+    if args.mix == "zipf":
+        print(f"  searches: {len(ranked):,} distinct ({len(head)} head + long tail of the titles' nouns), "
+              f"drawn by Zipf's law (exponent {args.zipf:g})")  # fmt: skip
+    else:
+        print(f"  searches: {len(head)} URLs in turn (head only)")
     print(f"  {'endpoint':<16} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, figures in ((PING, ping), (SEARCH, search)):
         print(
@@ -437,6 +509,16 @@ def main() -> None:
         )
     verdict = "meets" if ratio >= RATIO_TARGET else "misses"
     print(f"  search/ping rate ratio: {ratio:.2f} ({verdict} the target >= {RATIO_TARGET})")
+    caches = [json.loads(line) for line in CACHE_LINE.findall(server_log.read_text(errors="replace"))]
+    answered = sum(cache["hits"] for cache in caches)
+    looked_up = answered + sum(cache["misses"] for cache in caches)
+    cache_seconds = os.environ.get("LIBRARY_FLASK_SEARCH_CACHE_SECONDS", "2 (default)")
+    if looked_up:
+        print(f"  result cache ({cache_seconds} s): answered {answered / looked_up:.0%} of "
+              f"{looked_up:,} searches, warm-up included")  # fmt: skip
+    else:
+        print(f"  result cache ({cache_seconds} s): off, or no figures logged")
+    shutil.rmtree(server_log.parent, ignore_errors=True)
     if rss_before and len(rss_after) == len(rss_before):
         growth = max((after - before) / before for before, after in zip(rss_before, rss_after, strict=True))
         shown = ", ".join(f"{b:.0f} → {a:.0f}" for b, a in zip(rss_before, rss_after, strict=True))

@@ -46,11 +46,16 @@ proc_name = "social-library-web"
 
 def worker_exit(server, worker):
     """As a worker stops, it logs how long its requests waited for a database connection (T29: the pool is
-    never exhausted, wait p99 <= 50 ms). Runs in the worker, where the app and its pool live."""
-    app = getattr(worker, "wsgi", None)
-    library = getattr(app, "extensions", {}).get("library") if app is not None else None
+    never exhausted, wait p99 <= 50 ms) and how many searches its result cache answered. Runs in the worker,
+    where the app, its pool and its cache live."""
+    import json
+
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    library = extensions.get("library")
     report = library.store.pool_waits() if library is not None else None
     if report is not None:
-        import json
-
         worker.log.info("database pool waits %s", json.dumps({"pid": worker.pid, **report.as_dict()}))
+    cache = extensions.get("result_cache")
+    if cache is not None:
+        figures = {"pid": worker.pid, "hits": cache.hits, "misses": cache.misses}
+        worker.log.info("search result cache %s", json.dumps(figures))

@@ -28,6 +28,9 @@ class ResultCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[int, Query], tuple[float, Results]] = OrderedDict()
         self._lock = threading.Lock()
+        # Searches answered from memory and searches run, for the workers' exit log (deploy/gunicorn.conf.py).
+        self.hits = 0
+        self.misses = 0
 
     def search(self, library: Library, query: Query) -> Results:
         if self.seconds <= 0:
@@ -38,7 +41,9 @@ class ResultCache:
             entry = self._entries.get(key)
             if entry is not None and now - entry[0] < self.seconds:
                 self._entries.move_to_end(key)
+                self.hits += 1
                 return entry[1]
+            self.misses += 1
         results = library.search(query)  # outside the lock: searches run in parallel
         with self._lock:
             self._entries[key] = (now, results)

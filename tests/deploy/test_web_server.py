@@ -118,7 +118,7 @@ def test_the_healthcheck_refuses_other_schemes() -> None:
     assert healthcheck("file:///etc/passwd").returncode == 1
 
 
-def test_each_worker_logs_its_database_pool_waits_as_it_stops(tmp_path: Path) -> None:
+def test_each_worker_logs_its_pool_waits_and_cache_figures_as_it_stops(tmp_path: Path) -> None:
     """T29 asks for no pool exhaustion and a pool wait p99 <= 50 ms: the figures live inside the worker
     processes, so each one logs them when it stops (benchmarks/load_t29.py reads them)."""
     with gunicorn(tmp_path) as (url, log):
@@ -132,3 +132,5 @@ def test_each_worker_logs_its_database_pool_waits_as_it_stops(tmp_path: Path) ->
     assert figures["timeouts"] == 0
     assert figures["size"] == 5 and figures["overflow_limit"] == 10  # SQLite file: QueuePool 5 + 10
     assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    cache = re.findall(r"search result cache (\{.*\})", log.read_text(errors="replace"))
+    assert [json.loads(line)["misses"] for line in cache] == [3]  # three different searches

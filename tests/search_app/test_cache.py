@@ -45,6 +45,7 @@ def test_identical_searches_share_one_result_until_it_expires(app: Flask) -> Non
     now[0] += 2.5
     assert cache.search(library, Query(text="図書館")) is not first
     assert len(calls) == 3
+    assert (cache.hits, cache.misses) == (1, 3)  # the workers log these as they stop
 
 
 def test_a_change_indexed_here_is_never_hidden(app: Flask) -> None:
