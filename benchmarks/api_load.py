@@ -109,6 +109,12 @@ QUERIES: list[dict[str, str]] = [
     {"from": "2026-03-01", "to": "2026-03-31"},
 ]
 
+# What people type into the box, a few characters at a time, kana included (suggestions).
+TYPED = ["と", "とし", "としょ", "図書", "図書館", "リコ", "リコール", "こう", "こうみ", "ごみ", "子育", "ぼうさい",
+         "モバイル", "アレル", "ボラン", "sb-", "夏祭"]  # fmt: skip
+# T29's mix of requests: searches, a record's page, suggestions as someone types.
+MIX = (("search", 0.60), ("detail", 0.25), ("suggest", 0.15))
+
 
 @dataclass
 class Sample:
@@ -143,6 +149,8 @@ def start_gunicorn(
     """gunicorn over `data_dir`; with `log_file`, its log at info level goes there (the workers' exit lines)."""
     # The public search's rate limit (60/min per address) would turn the load into 429s: it is switched off.
     env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir), "LIBRARY_FLASK_RATELIMIT_ENABLED": "false"}
+    # As the image runs it (Dockerfile); MALLOC_ARENA_MAX=16 is glibc's own default on 2 cores, for comparison.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     command = [
         sys.executable, "-m", "gunicorn",
         "--config", str(GUNICORN_CONFIG),

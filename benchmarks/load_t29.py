@@ -59,7 +59,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.api_load import (  # after the path: the scripts run from the checkout
     HOST,
+    MIX,
     QUERIES,
+    TYPED,
     free_port,
     percentile,
     rss_mib,
@@ -71,10 +73,6 @@ from benchmarks.api_load import (  # after the path: the scripts run from the ch
 from benchmarks.profile_search import database_url_for, settings_for
 
 REQUEST_TIMEOUT_S = 10.0
-# What people type into the box, a few characters at a time, kana included.
-TYPED = ["と", "とし", "としょ", "図書", "図書館", "リコ", "リコール", "こう", "こうみ", "ごみ", "子育", "ぼうさい",
-         "モバイル", "アレル", "ボラン", "sb-", "夏祭"]  # fmt: skip
-MIX = (("search", 0.60), ("detail", 0.25), ("suggest", 0.15))
 WARMUP_ROUNDS = 3
 WARM_FRACTION = 0.8  # a worker under this share of the largest one's memory has not loaded everything yet
 TARGET_P95_MS, TARGET_P99_MS, TARGET_ERRORS, TARGET_RSS_GROWTH = 300.0, 1000.0, 0.001, 0.10

@@ -136,6 +136,15 @@ def test_serves_port_8000_with_a_healthcheck_and_the_compose_command(stages: lis
     assert json.loads(command) == web  # exec form: no shell in between, so gunicorn itself receives SIGTERM
 
 
+def test_every_service_runs_with_two_malloc_arenas(stages: list[Stage]) -> None:
+    """T29: the workers' heap stayed within 10 % over the 10-minute load only with MALLOC_ARENA_MAX=2; an ENV of
+    the runtime stage reaches web, worker and beat alike, none of which overrides it."""
+    environment = " ".join(stages[-1].values("ENV"))
+    assert re.search(r"(^|\s)MALLOC_ARENA_MAX=2(\s|$)", environment), environment
+    for name, service in load_compose()["services"].items():
+        assert "MALLOC_ARENA_MAX" not in json.dumps(service.get("environment", {})), name
+
+
 def test_copied_files_exist_and_pass_the_dockerignore(stages: list[Stage]) -> None:
     patterns = [
         line.strip()
