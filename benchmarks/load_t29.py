@@ -6,7 +6,8 @@
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py, 2 workers by
 default) on a free loopback port, as benchmarks/api_load.py starts it: no access log, no worker recycling (so the
-workers' memory can be followed), and **no rate limit**: the public search allows 60 requests a minute per
+workers' memory can be followed), its log at info level in a file, MALLOC_ARENA_MAX=2 as in the image unless the
+environment says otherwise (16 is glibc's default on 2 cores), and **no rate limit**: the public search allows 60 requests a minute per
 address (Flask-Limiter), and every simulated user here shares 127.0.0.1, so LIBRARY_FLASK_RATELIMIT_ENABLED=false
 is set for the server.
 
