@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -42,3 +43,30 @@ def test_a_bounded_load_has_no_errors_and_flat_memory(data_dir: Path, demo_data_
     for pool in report.pools:
         assert pool["timeouts"] == 0, pool
         assert pool["checkouts"] > 0 and pool["peak_in_use"] <= pool["size"] + pool["overflow_limit"], pool
+
+
+def api_load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("api_load", LOAD_SCRIPT.with_name("api_load.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_mix_has_a_long_tail_the_result_cache_cannot_hide() -> None:
+    """api_load.py's ratio is only honest if most distinct searches are rare: a head of popular queries, then
+    title nouns that are not in the head, drawn by Zipf's law."""
+    load = api_load()
+    tail = load.long_tail_queries(500)
+    head = [load.urlencode(query) for query in load.QUERIES]
+    assert len(tail) == len(set(tail)) == 500
+    assert not set(tail) & set(head)
+    drawn = load.zipf_sequence(head + tail, 2_000, 1.0)
+    counts = Counter(drawn)
+    assert counts[head[0]] > counts[head[-1]] > 0  # the most popular search comes first
+    head_mean = sum(counts[query] for query in head) / len(head)
+    tail_mean = sum(counts[query] for query in tail) / len(tail)
+    assert head_mean > 10 * tail_mean
+    rare = sum(1 for query in tail if counts[query] <= 2)
+    assert rare > len(tail) / 2  # a real tail, not a few URLs on repeat
