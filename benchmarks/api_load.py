@@ -116,6 +116,18 @@ TYPED = ["と", "とし", "としょ", "図書", "図書館", "リコ", "リコ�
 MIX = (("search", 0.60), ("detail", 0.25), ("suggest", 0.15))
 
 
+
+def probe_notice(model: str) -> dict[str, object]:
+    """The recall notice the freshness probes push (load_t29.py, locustfile.py), found by its model number."""
+    from datetime import UTC, datetime, timedelta
+
+    return {
+        "shop_notice_id": f"load-{model}", "maker": "負荷試験電機", "product": f"試験用ケトル {model}",
+        "model_numbers": [model], "hazard": "試験です", "action": "対応は不要です",
+        "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+    }  # fmt: skip
+
+
 @dataclass
 class Sample:
     """One client's view of a round: how many answers, how many errors, and each answer's latency."""

@@ -65,6 +65,7 @@ from benchmarks.api_load import (  # after the path: the scripts run from the ch
     TYPED,
     free_port,
     percentile,
+    probe_notice,
     rss_mib,
     start_gunicorn,
     stop,
@@ -248,17 +249,11 @@ def _call(port: int, method: str, path: str, key: str, body: dict[str, object] |
 
 def probe_freshness(port: int, key: str, deadline: float, every: float, report: Report) -> None:
     """Push a notice every `every` seconds until `deadline`; time each until the search finds it."""
-    from datetime import UTC, datetime, timedelta
-
     number = 0
     while time.monotonic() + every < deadline:
         number += 1
         model = f"LT29-{int(time.time())}-{number:04d}"
-        notice = {
-            "shop_notice_id": f"load-{model}", "maker": "負荷試験電機", "product": f"試験用ケトル {model}",
-            "model_numbers": [model], "hazard": "試験です", "action": "対応は不要です",
-            "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        }  # fmt: skip
+        notice = probe_notice(model)
         pushed = time.monotonic()
         status, _ = _call(port, "POST", "/api/v1/notices", key, notice)
         found = False

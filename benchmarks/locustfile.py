@@ -21,14 +21,13 @@ import os
 import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 from locust import HttpUser, between, constant, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.api_load import QUERIES, TYPED  # after the path: run from the checkout
+from benchmarks.api_load import QUERIES, TYPED, probe_notice  # after the path: run from the checkout
 
 FRESHNESS_GIVE_UP_S = 30.0
 PUSH_EVERY_S = float(os.environ.get("PUSH_EVERY", "5"))
@@ -74,11 +73,7 @@ class NoticePusher(HttpUser):
     def push_and_find(self) -> None:
         model = f"LT29-{int(time.time() * 1000)}-{random.randrange(10_000):04d}"
         headers = {"Authorization": f"Bearer {self.key}"}
-        notice = {
-            "shop_notice_id": f"load-{model}", "maker": "負荷試験電機", "product": f"試験用ケトル {model}",
-            "model_numbers": [model], "hazard": "試験です", "action": "対応は不要です",
-            "valid_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        }  # fmt: skip
+        notice = probe_notice(model)
         pushed = time.monotonic()
         created = self.client.post("/api/v1/notices", json=notice, headers=headers, name="/api/v1/notices")
         if created.status_code != 201:
