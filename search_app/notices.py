@@ -36,7 +36,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 
 from indexer.analysis import Analyzer, FieldTokens, QueryTerm
-from indexer.analysis.normalize import normalize_text
+from indexer.analysis.normalize import folded_text
 from indexer.library import Library
 from indexer.query import parse_query
 from indexer.search import Query, compile_query
@@ -76,7 +76,7 @@ class UrgentNotice:
     identifying: tuple[FieldTokens, ...]  # maker, product
     described: FieldTokens  # title and category labels
     categories: frozenset[str]  # its categories and their parents
-    names: frozenset[str]  # maker and organization, as `folded_name` gives them
+    names: frozenset[str]  # maker and organization, as `folded_text` gives them
 
     @classmethod
     def of(cls, data: dict[str, Any], analyzer: Analyzer) -> UrgentNotice:
@@ -93,17 +93,12 @@ class UrgentNotice:
             described=analyzer.analyze("\n".join([data.get("title") or "", *labels])),
             categories=frozenset(categories) | parents,
             names=frozenset(
-                folded_name(name) for name in (data.get("maker"), data.get("organization")) if name
+                folded_text(name) for name in (data.get("maker"), data.get("organization")) if name
             ),
         )
 
     def active(self, now: datetime) -> bool:
         return self.valid_until is None or self.valid_until > now
-
-
-def folded_name(name: str) -> str:
-    """A maker's or organization's name as compared with a filter: ＳＡＭＰＬＥ電機 and sample電機 are one."""
-    return " ".join(normalize_text(name).split())
 
 
 def _display_order(notice: UrgentNotice) -> tuple[int, float]:
@@ -199,7 +194,7 @@ def pinned_notices(library: Library, query: Query, now: datetime | None = None) 
         return [dict(notice.data) for notice in notices]
     terms, words = _query_words(library.analyzer, query.text)
     wanted = set(query.category)
-    makers = {folded_name(name) for name in query.organization}
+    makers = {folded_text(name) for name in query.organization}
     return [
         dict(notice.data)
         for notice in notices

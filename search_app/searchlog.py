@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.analysis.analyzer import is_kana
-from indexer.analysis.normalize import normalize_text
+from indexer.analysis.normalize import folded_text
 from indexer.config import ConfigError
 from indexer.library import Library
 from indexer.search import Query, Results
@@ -205,11 +205,6 @@ def frequent_queries(
     return _query_counts(library, found, max(min_times, FREQUENT_MIN_TIMES), since, limit)
 
 
-def folded_query(text: str) -> str:
-    """What typed text is compared as: the analyzer's NFKC folding (lowercase, full-width → ASCII), single spaces."""
-    return " ".join(normalize_text(text).split())
-
-
 @dataclass(frozen=True, slots=True)
 class FrequentQuery:
     text: str  # as logged, and as suggested
@@ -230,7 +225,7 @@ def load_frequent_queries(
     for text, _ in frequent_queries(library, since=utcnow() - timedelta(days=FREQUENT_DAYS)):
         if _suggestible(text):
             queries.append(
-                known.get(text) or FrequentQuery(text, folded_query(text), "".join(library.analyzer.analyze(text).r))
+                known.get(text) or FrequentQuery(text, folded_text(text), "".join(library.analyzer.analyze(text).r))
             )
     return queries
 
@@ -282,7 +277,7 @@ def _frequent(app: Flask) -> FrequentQueries:
 def frequent_completions(library: Library, text: str, limit: int) -> list[str]:
     """Up to `limit` frequent successful queries that start with the typed text (after folding), or whose
     reading starts with it when it is kana; most frequent first. Not the text itself: it is already typed."""
-    typed = folded_query(text)
+    typed = folded_text(text)
     if not typed or limit <= 0:
         return []
     prefix = typed + " " if text[-1:].isspace() else typed  # "防災 " asks for a next word

@@ -179,6 +179,12 @@ def normalize_text(text: str) -> str:
     return _normalize(text, with_map=False)[0]
 
 
+def folded_text(text: str) -> str:
+    """``normalize_text`` with runs of whitespace as one space, trimmed: how typed text and names are compared
+    (ＳＡＭＰＬＥ電機 and sample電機 are one; so are "防災　訓練" and "防災 訓練")."""
+    return " ".join(normalize_text(text).split())
+
+
 def _char(ch: str) -> tuple[bool, str]:
     """Whether ``ch`` is a mark, and its normalized form as a cluster of its own."""
     info = _CHARS.get(ch)
