@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +69,6 @@ SEARCH = "/api/v1/search"
 RATIO_TARGET = 0.5
 ZIPF_DRAWS = 40_000  # searches drawn per run; wrk goes through them in a shuffled order each round
 HIRAGANA_ONLY = re.compile("[\u3041-\u309f]+")
-CACHE_LINE = re.compile(r"search result cache (\{.*\})")
 READY_TIMEOUT_S = 120.0
 
 # What people type into a town library's search box, and the filters the result page offers.
@@ -114,7 +114,6 @@ TYPED = ["と", "とし", "としょ", "図書", "図書館", "リコ", "リコ�
          "モバイル", "アレル", "ボラン", "sb-", "夏祭"]  # fmt: skip
 # T29's mix of requests: searches, a record's page, suggestions as someone types.
 MIX = (("search", 0.60), ("detail", 0.25), ("suggest", 0.15))
-
 
 
 def probe_notice(model: str) -> dict[str, object]:
@@ -214,6 +213,14 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def worker_exit_figures(log_file: Path, label: str) -> list[dict[str, Any]]:
+    """What each worker logged under `label` as it stopped (deploy/gunicorn.conf.py's worker_exit), as JSON."""
+    if not log_file.exists():
+        return []
+    lines = re.findall(re.escape(label) + r" (\{.*\})", log_file.read_text(errors="replace"))
+    return [json.loads(line) for line in lines]
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -529,7 +536,7 @@ def main() -> None:
         )
     verdict = "meets" if ratio >= RATIO_TARGET else "misses"
     print(f"  search/ping rate ratio: {ratio:.2f} ({verdict} the target >= {RATIO_TARGET})")
-    caches = [json.loads(line) for line in CACHE_LINE.findall(server_log.read_text(errors="replace"))]
+    caches = worker_exit_figures(server_log, "search result cache")
     answered = sum(cache["hits"] for cache in caches)
     looked_up = answered + sum(cache["misses"] for cache in caches)
     cache_seconds = os.environ.get("LIBRARY_FLASK_SEARCH_CACHE_SECONDS", "2 (default)")

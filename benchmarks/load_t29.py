@@ -7,9 +7,9 @@
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py, 2 workers by
 default) on a free loopback port, as benchmarks/api_load.py starts it: no access log, no worker recycling (so the
 workers' memory can be followed), its log at info level in a file, MALLOC_ARENA_MAX=2 as in the image unless the
-environment says otherwise (16 is glibc's default on 2 cores), and **no rate limit**: the public search allows 60 requests a minute per
-address (Flask-Limiter), and every simulated user here shares 127.0.0.1, so LIBRARY_FLASK_RATELIMIT_ENABLED=false
-is set for the server.
+environment says otherwise (16 is glibc's default on 2 cores), and **no rate limit**: the public search allows 60
+requests a minute per address (Flask-Limiter), and every simulated user here shares 127.0.0.1, so
+LIBRARY_FLASK_RATELIMIT_ENABLED=false is set for the server.
 
 The data directory (SQLite + tantivy) holds the demo records plus `--records` articles of the livedoor corpus
 as `page` records (benchmarks/profile_search.py builds it); it is built when empty and reused otherwise.
@@ -44,7 +44,6 @@ import argparse
 import http.client
 import json
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -54,6 +53,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
+
+from sqlalchemy import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -70,6 +71,7 @@ from benchmarks.api_load import (  # after the path: the scripts run from the ch
     start_gunicorn,
     stop,
     wait_until_ready,
+    worker_exit_figures,
     worker_pids,
 )
 from benchmarks.profile_search import database_url_for, settings_for
@@ -80,7 +82,6 @@ WARM_FRACTION = 0.8  # a worker under this share of the largest one's memory has
 TARGET_P95_MS, TARGET_P99_MS, TARGET_ERRORS, TARGET_RSS_GROWTH = 300.0, 1000.0, 0.001, 0.10
 TARGET_FRESHNESS_P99_S = 5.0
 TARGET_POOL_WAIT_P99_MS = 50.0
-POOL_LINE = re.compile(r"database pool waits (\{.*\})")
 FRESHNESS_GIVE_UP_S = 30.0  # a notice not found by then counts as not found
 
 
@@ -295,13 +296,6 @@ def record_ids(port: int) -> tuple[int, list[str]]:
     return int(newest["total"]), sorted(set(ids))  # type: ignore[call-overload]
 
 
-def pool_figures(log_file: Path) -> list[dict[str, float]]:
-    """The pool figures each worker logged as it stopped (deploy/gunicorn.conf.py's worker_exit)."""
-    if not log_file.exists():
-        return []
-    return [json.loads(match) for match in POOL_LINE.findall(log_file.read_text(errors="replace"))]
-
-
 def run_load(
     data_dir: Path,
     *,
@@ -351,7 +345,7 @@ def run_load(
         anon_end = [rss_mib(pid, "RssAnon") for pid in pids]
     finally:
         stop(server)  # gracefully: each worker logs its pool figures as it stops
-    pools = pool_figures(log_file)
+    pools = worker_exit_figures(log_file, "database pool waits")
     log_file.unlink(missing_ok=True)
     requests = sum(len(values) for values in tally.latencies_ms.values())
     return Report(
@@ -369,7 +363,7 @@ def run_load(
         freshness_s=freshness.freshness_s,
         freshness_missed=freshness.freshness_missed,
         pools=pools,
-        database=database_url_for(data_dir).split(":", 1)[0].split("+", 1)[0],
+        database=make_url(database_url_for(data_dir)).get_backend_name(),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -40,16 +40,7 @@ class PoolWaitReport:
     peak_in_use: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "checkouts": self.checkouts,
-            "timeouts": self.timeouts,
-            "max_ms": round(self.max_ms, 3),
-            "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms,
-            "size": self.size,
-            "overflow_limit": self.overflow_limit,
-            "peak_in_use": self.peak_in_use,
-        }
+        return {**asdict(self), "max_ms": round(self.max_ms, 3)}
 
 
 class PoolWaits:
