@@ -48,6 +48,7 @@ WRITER_HEAP = 64_000_000
 REBUILD_HEAP = 256_000_000
 LOCK_WAIT_SECONDS = 30.0
 UPSERT_BATCH = 2_000
+FEW_VALUES = 32  # filter values looked up one by one rather than as a term set
 
 
 def _build_schema() -> tantivy.Schema:
@@ -312,11 +313,19 @@ class TantivyEngine:
         return tantivy.Query.disjunction_max_query(alternatives, tie_breaker=0.1)
 
     def _any_of(self, field: str, values: tuple[str, ...]) -> tantivy.Query:
-        return tantivy.Query.term_set_query(self._schema, field, list(values))
+        if len(values) > FEW_VALUES:
+            return tantivy.Query.term_set_query(self._schema, field, list(values))
+        # A term set walks the field's whole term dictionary: 0.4 ms on the ids of 100k records, for one id.
+        return tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, value)) for value in values]
+        )
 
     def _build_query(self, query: EngineQuery) -> tantivy.Query:
         occur = tantivy.Occur
-        parts: list[tuple[Any, tantivy.Query]] = [(occur.Must, tantivy.Query.term_query(self._schema, "live", 1))]
+        # Excluding the few tombstones costs a fraction of intersecting with every live document (13 % of a
+        # search at 100k records).
+        tombstones = tantivy.Query.term_query(self._schema, "live", 0)
+        parts: list[tuple[Any, tantivy.Query]] = [(occur.MustNot, tombstones)]
         groups = []
         for group in query.must:
             clauses = [self._clause(clause) for clause in group]
@@ -354,6 +363,8 @@ class TantivyEngine:
                 _epoch(filters.date_to, NO_DATE_ASC),
             )
             parts.append((occur.Must, tantivy.Query.const_score_query(date_range, 0.0)))
+        if all(kind != occur.Must for kind, _ in parts):
+            parts.append((occur.Must, tantivy.Query.all_query()))  # exclusions alone match nothing
         return tantivy.Query.boolean_query(parts)
 
     def search(self, query: EngineQuery) -> EngineResult:

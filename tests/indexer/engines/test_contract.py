@@ -183,6 +183,17 @@ def test_filters_alone_match_everything_they_allow(engine: SearchEngine) -> None
     engine.upsert([doc("a", "一", kind="faq"), doc("b", "二", kind="notice")])
     assert ids(engine, EngineQuery(filters=Filters(kind=("faq",)))) == ["a"]
     assert engine.search(EngineQuery()).total == 2
+    assert ids(engine, EngineQuery(filters=Filters(ids=("b",)))) == ["b"]
+    many = tuple(f"missing-{n}" for n in range(100))
+    assert sorted(ids(engine, EngineQuery(filters=Filters(ids=(*many, "a", "b"))))) == ["a", "b"]
+
+
+def test_exclusions_alone_match_every_other_live_document(engine: SearchEngine) -> None:
+    engine.upsert([doc("a", "電池 回収"), doc("b", "電池 発熱"), doc("c", "図書館")])
+    engine.delete([("c", 2)])
+    excluded = (TermClause((FieldMatch("title_c", ("発熱",)),)),)
+    assert ids(engine, EngineQuery(must_not=excluded)) == ["a"]
+    assert engine.search(EngineQuery()).total == 2  # the tombstone of c is never a hit
 
 
 def test_sort_orders_and_pagination(engine: SearchEngine) -> None:
