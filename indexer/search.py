@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from indexer.analysis import Analyzer, QueryTerm, make_snippet
 from indexer.engines.base import (
     FACET_FIELDS,
     SORT_ORDERS,
+    EngineError,
     EngineHit,
     EngineQuery,
     FieldMatch,
@@ -225,7 +227,41 @@ def _facet_label(name: str, value: str) -> str:
     return value
 
 
-def _hit(engine_hit: EngineHit, terms: list[QueryTerm], learned: dict[int, set[str]]) -> Hit:
+def _word_clause(term: QueryTerm, group: str) -> TermClause:
+    """How ``term`` matches ``group``'s text as indexed words: its mode C and A forms, readings of kana terms;
+    not bigrams, which are substrings, and substrings make_snippet finds itself."""
+    return TermClause(
+        tuple(
+            match
+            for match in term_clause(term).alternatives
+            if match.field.startswith(f"{group}_") and not match.field.endswith("_b")
+        )
+    )
+
+
+def _as_words(engine: SearchEngine, terms: list[QueryTerm], hit: EngineHit) -> Callable[[], bool]:
+    """Whether the text a hit's snippet is cut from (its body, else its title) holds any term as indexed
+    words. Asked of the index only when the snippet needs it (make_snippet's ``as_words``): a count over one
+    document, a fraction of a millisecond. A failed question means "maybe", which only costs the tokenizing
+    it would have saved."""
+    group = "body" if hit.document.body else "title"
+
+    def ask() -> bool:
+        clauses = tuple(clause for term in terms if (clause := _word_clause(term, group)).alternatives)
+        if not clauses:
+            return False
+        question = EngineQuery(must=(clauses,), filters=Filters(ids=(hit.id,)), limit=0, facets=())
+        try:
+            return engine.search(question).total > 0
+        except EngineError:
+            return True
+
+    return ask
+
+
+def _hit(
+    engine: SearchEngine, engine_hit: EngineHit, terms: list[QueryTerm], learned: dict[int, set[str]]
+) -> Hit:
     document = engine_hit.document
     source = document.body or document.title
     return Hit(
@@ -233,7 +269,13 @@ def _hit(engine_hit: EngineHit, terms: list[QueryTerm], learned: dict[int, set[s
         kind=document.kind,
         title=document.title,
         url=document.url,
-        snippet=make_snippet(source, terms, max_chars=SNIPPET_CHARS, learned=learned),
+        snippet=make_snippet(
+            source,
+            terms,
+            max_chars=SNIPPET_CHARS,
+            learned=learned,
+            as_words=_as_words(engine, terms, engine_hit),
+        ),
         score=engine_hit.score,
         provenance=document.provenance,
         organization=document.organization,
@@ -284,6 +326,6 @@ def search(engine: SearchEngine, analyzer: Analyzer, query: Query) -> Results:
         for name, buckets in found.facets.items()
     }
     learned: dict[int, set[str]] = {}  # kana terms' spellings, shared by the page's snippets (highlight.py)
-    hits = [_hit(hit, terms, learned) for hit in found.hits]
+    hits = [_hit(engine, hit, terms, learned) for hit in found.hits]
     took_ms = (time.perf_counter() - started) * 1000
     return Results(query=query, total=found.total, took_ms=took_ms, hits=hits, facets=facets, relaxed=relaxed)

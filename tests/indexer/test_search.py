@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexer.config import Settings
+from indexer.engines.base import EngineError
 from indexer.library import Library
 from indexer.query import parse_query
 from indexer.search import Query, QueryError, compile_query
@@ -156,6 +157,45 @@ def test_snippets_are_escaped_and_marked(library: Library) -> None:
     assert "<mark>発熱</mark>" in hit.snippet
     assert "<script>" not in hit.snippet and "&lt;script&gt;" in hit.snippet
     assert "<mark>" in library.search(Query(text="バッテリー")).hits[0].title_html
+
+
+def test_snippets_tokenize_a_body_only_where_the_index_has_the_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hit found by its title, whose body shares a character with the query but not the word, is shown
+    without tokenizing its body; a body holding a variant spelling (附属 for 付属) is still marked."""
+    lib = Library.open(Settings.from_env(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/library.db"))
+    try:
+        lib.ingest({"id": "hall", "kind": "facility", "title": "市民会館の大ホール", "provenance": "government",
+                    "body": "大きな会議室もあります。"}, author="test", summary="fixture")
+        lib.ingest({"id": "annex", "kind": "facility", "title": "市民病院の案内", "provenance": "government",
+                    "body": "病院の附属施設です。"}, author="test", summary="fixture")
+        tokenized: list[str] = []
+        tokenize = lib.analyzer._tokenized
+
+        def counting(norm: str):  # type: ignore[no-untyped-def]
+            tokenized.append(norm)
+            return tokenize(norm)
+
+        monkeypatch.setattr(lib.analyzer, "_tokenized", counting)
+        hall = lib.search(Query(text="会館")).hits
+        assert [hit.id for hit in hall] == ["hall"] and hall[0].snippet == "大きな会議室もあります。"
+        assert tokenized == ["会館"]  # the query itself; 会 is shared with the body, which is not read
+        annex = lib.search(Query(text="付属")).hits
+        assert [hit.id for hit in annex] == ["annex"] and "<mark>附属</mark>" in annex[0].snippet
+
+        def refusing(query):  # type: ignore[no-untyped-def]
+            if query.filters.ids:
+                raise EngineError("down")
+            return search(query)
+
+        search = lib.engine.search
+        monkeypatch.setattr(lib.engine, "search", refusing)
+        tokenized.clear()
+        assert lib.search(Query(text="会館")).hits[0].snippet == "大きな会議室もあります。"
+        assert len(tokenized) == 2  # the index could not answer: the body is read, as it would be without it
+    finally:
+        lib.close()
 
 
 def test_pagination_and_totals(library: Library) -> None:

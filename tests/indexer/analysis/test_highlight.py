@@ -191,6 +191,37 @@ def test_a_window_is_not_tokenized_for_words_that_cannot_be_in_it(analyzer, monk
     assert tokenized == []
 
 
+def test_a_text_without_the_terms_as_words_is_not_tokenized(analyzer, monkeypatch):
+    """`as_words` is the index's answer to "does this text hold a term as words?": asked only for a text that
+    no substring matches but that shares a character with the terms, and only then worth tokenizing."""
+    terms = analyzer.query_terms("付属")
+    variant, unrelated, plain = "病院の附属施設です。", "金属の器具があります。", "病院の付属施設です。"
+    tokenized: list[int] = []
+    asked: list[str] = []
+    tokenize = analyzer._tokenized
+
+    def counting(norm):
+        tokenized.append(len(norm))
+        return tokenize(norm)
+
+    def answer(text: str, holds: bool):
+        def as_words() -> bool:
+            asked.append(text)
+            return holds
+
+        return as_words
+
+    monkeypatch.setattr(analyzer, "_tokenized", counting)
+    assert make_snippet(unrelated, terms, as_words=answer(unrelated, False)) == unrelated
+    assert asked == [unrelated] and tokenized == []  # 属 is shared, but the index says 付属 is not there
+    assert make_snippet(variant, terms, as_words=answer(variant, True)) == "病院の<mark>附属</mark>施設です。"
+    assert tokenized
+    asked.clear()
+    assert make_snippet(plain, terms, as_words=answer(plain, False)) == "病院の<mark>付属</mark>施設です。"
+    assert make_snippet("野球の本", terms, as_words=answer("野球の本", True)) == "野球の本"
+    assert asked == []  # a substring found it, or nothing is shared: the index is not asked
+
+
 @settings(deadline=None)
 @given(texts, texts, st.integers(min_value=1, max_value=200))
 def test_snippets_never_raise_and_are_always_escaped(analyzer, text, query, max_chars):
