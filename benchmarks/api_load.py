@@ -11,10 +11,11 @@ benchmarks/profile_search.py builds it; about 10 minutes for 100,000 here); a bu
 Which searches, and how often (`--mix`): a search box's log has a head of popular searches and a long tail of
 searches made once or twice, so the default `zipf` mix draws each search from the citizen queries below (the
 head) followed by `--tail` words and word pairs from the corpus's titles (SudachiPy nouns), the one of rank k
-with weight 1/k^`--zipf` (Zipf's law, as query logs follow it). Only repeats within 2 s can come from the
-per-process result cache (LIBRARY_FLASK_SEARCH_CACHE_SECONDS), so the share it answered is printed, read from
-the workers' exit log; `--mix head` cycles through the head alone, which the cache then answers almost entirely.
-Set LIBRARY_FLASK_SEARCH_CACHE_SECONDS=0 for the cost of searches that all miss it.
+with weight 1/k^`--zipf` (Zipf's law, as query logs follow it). Repeats can come from each worker's result
+cache (search_app/cache.py: the embedded engine's results until the index changes, which nothing does during
+this run, the 512 most recently used per worker), so the share it answered is printed, read from the workers'
+exit log; `--mix head` cycles through the head alone, which the cache then answers almost entirely. Set
+LIBRARY_FLASK_SEARCH_CACHE_SECONDS=0 for the cost of searches that all miss it.
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
 workers, 2 by default, with 8 threads each) on a free loopback port over the given data directory (SQLite +
@@ -539,12 +540,10 @@ def main() -> None:
     caches = worker_exit_figures(server_log, "search result cache")
     answered = sum(cache["hits"] for cache in caches)
     looked_up = answered + sum(cache["misses"] for cache in caches)
-    cache_seconds = os.environ.get("LIBRARY_FLASK_SEARCH_CACHE_SECONDS", "2 (default)")
     if looked_up:
-        print(f"  result cache ({cache_seconds} s): answered {answered / looked_up:.0%} of "
-              f"{looked_up:,} searches, warm-up included")  # fmt: skip
+        print(f"  result cache: answered {answered / looked_up:.0%} of {looked_up:,} searches, warm-up included")
     else:
-        print(f"  result cache ({cache_seconds} s): off, or no figures logged")
+        print("  result cache: off, or no figures logged")
     shutil.rmtree(server_log.parent, ignore_errors=True)
     if rss_before and len(rss_after) == len(rss_before):
         growth = max((after - before) / before for before, after in zip(rss_before, rss_after, strict=True))

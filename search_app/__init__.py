@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     # __Host- session cookie, Secure (T19); an intranet served over plain http sets LIBRARY_FLASK_SESSION_COOKIE_SECURE=false.
     "SESSION_COOKIE_SECURE": True,
     "PROXY_HOPS": 0,
-    "SEARCH_CACHE_SECONDS": 2.0,  # identical searches within this time share one result (cache.py); 0: off
+    "SEARCH_CACHE_SECONDS": 2.0,  # result lifetime where the engine has no version (cache.py); 0: cache off
 }
 
 

@@ -1,10 +1,15 @@
-"""A short-lived per-process cache of search results (issue 3's load target; T29 allows 5 s of staleness).
+"""A per-process cache of search results (issue 3's load target).
 
-A town's searches bunch up: the same recall, the same festival, typed by many people within seconds. Within
-`SEARCH_CACHE_SECONDS` (default 2 s; 0 turns it off) an identical query is answered from memory. Everything per
-request still happens per request: the search log, the pinned urgent notices (whose expiry is checked at request
-time) and the page itself. The key includes the library's change counter, so a change this process indexed is
-never hidden behind its own cache; a change indexed by another process shows within the cache's lifetime.
+A town's searches bunch up: the same recall, the same festival, typed by many people. An identical query is
+answered from memory for as long as its result cannot have changed. The embedded engine says when that is
+(`SearchEngine.version()`: any process's commit, or a rebuild, changes it), so its results are shared until the
+index changes, at most `VERSIONED_MAX_AGE`; an engine that cannot tell cheaply (Elasticsearch) has its results
+shared for `SEARCH_CACHE_SECONDS` (default 2 s; T29 allows 5 s of staleness). 0 turns the cache off.
+
+Everything per request still happens per request: the search log, the pinned urgent notices (whose expiry is
+checked at request time) and the page itself. The key also holds the library's change counter, so a change this
+process indexed is never hidden behind its own cache, whatever the engine. Memory is bounded by `MAX_ENTRIES`,
+least recently used first out.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from indexer.library import Library
 from indexer.search import Query, Results
 
 MAX_ENTRIES = 512
+# A bound on results keyed by an index version, in case a change ever went unseen.
+VERSIONED_MAX_AGE = 600.0
 
 
 class ResultCache:
@@ -26,7 +33,7 @@ class ResultCache:
         self.seconds = seconds
         self.clock = clock
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[int, Query], tuple[float, Results]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Hashable, int, Query], tuple[float, Results]] = OrderedDict()
         self._lock = threading.Lock()
         # Searches answered from memory and searches run, for the workers' exit log (deploy/gunicorn.conf.py).
         self.hits = 0
@@ -35,11 +42,14 @@ class ResultCache:
     def search(self, library: Library, query: Query) -> Results:
         if self.seconds <= 0:
             return library.search(query)
-        key = (library.changes, query)
+        # Read before searching: a commit in between makes the result newer than its key, never older.
+        version = library.engine.version()
+        lifetime = self.seconds if version is None else VERSIONED_MAX_AGE
+        key = (version, library.changes, query)
         now = self.clock()
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and now - entry[0] < self.seconds:
+            if entry is not None and now - entry[0] < lifetime:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return entry[1]

@@ -7,7 +7,7 @@ an engine stores these fields and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -146,6 +146,10 @@ class SearchEngine(Protocol):
 
     def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         """Indexed terms of `field` starting with `prefix`, with document frequencies."""
+
+    def version(self) -> Hashable | None:
+        """A token that changes whenever what searches see may have changed, whichever process wrote, cheap
+        enough to ask before every search (search_app.cache keys results on it); None: cannot tell cheaply."""
 
     def close(self) -> None: ...
 

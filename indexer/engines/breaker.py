@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from enum import StrEnum
 from typing import TypeVar
 
@@ -194,6 +194,10 @@ class CircuitBreaker:
 
     def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         return self._call(lambda: self._engine.suggest(field, prefix, limit))
+
+    def version(self) -> Hashable | None:
+        # Local and cheap (tantivy stats two files): no reason to count against the circuit.
+        return self._engine.version()
 
     def close(self) -> None:
         # Closing releases local resources whatever the circuit's state.

@@ -669,6 +669,10 @@ class ElasticsearchEngine:
                 self._client.close_point_in_time(id=pit_id)
         return result
 
+    def version(self) -> None:
+        # Asking the cluster would cost a round trip per search: result caches fall back to their lifetime.
+        return None
+
     def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         # Only fields with fielddata in the template can list terms (titles); any other answers nothing.
         if field not in self._suggestable or not prefix or limit <= 0:

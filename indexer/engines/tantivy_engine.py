@@ -414,6 +414,18 @@ class TantivyEngine:
                 result[stored.get_first("id")] = stored.get_first("revision")
         return result
 
+    def version(self) -> tuple[str, int, int, int] | None:
+        """The generation `CURRENT` names and its meta.json's identity: tantivy replaces meta.json (a new inode)
+        on every commit, by any process, and a rebuild switches generations."""
+        name = self._current_name()
+        if name is None:
+            return None
+        try:
+            meta = (self._root / name / "meta.json").stat()
+        except OSError:  # between a rebuild's switch and this stat, say: the next search reads CURRENT again
+            return None
+        return name, meta.st_ino, meta.st_mtime_ns, meta.st_size
+
     def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         if field not in TOKEN_FIELDS or not prefix:
             return []

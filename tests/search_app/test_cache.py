@@ -1,18 +1,21 @@
-"""The short-lived search result cache: identical searches share a result, a change indexed by this process is
-seen at once, entries expire, and the search log still counts every request."""
+"""The search result cache: identical searches share a result until the index changes (or, for an engine that
+cannot tell, for a lifetime), a change indexed by this process is seen at once, and the search log still counts
+every request."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from indexer.library import Library
 from indexer.search import Query
 from indexer.store import SearchLogRow
 from search_app import get_library
-from search_app.cache import ResultCache
+from search_app.cache import VERSIONED_MAX_AGE, ResultCache
 from search_app.searchlog import flush_search_log
 
 
@@ -33,7 +36,7 @@ def logged(library: Any) -> int:
         return session.scalar(select(func.count()).select_from(SearchLogRow)) or 0
 
 
-def test_identical_searches_share_one_result_until_it_expires(app: Flask) -> None:
+def test_identical_searches_share_one_result_until_another_process_changes_the_index(app: Flask) -> None:
     library = get_library(app)
     calls = counting(library)
     now = [1000.0]
@@ -42,10 +45,36 @@ def test_identical_searches_share_one_result_until_it_expires(app: Flask) -> Non
     assert cache.search(library, Query(text="図書館")) is first
     cache.search(library, Query(text="公民館"))
     assert len(calls) == 2
-    now[0] += 2.5
-    assert cache.search(library, Query(text="図書館")) is not first
+    now[0] += 60  # the embedded engine says when its index changed: time alone does not expire a result
+    assert cache.search(library, Query(text="図書館")) is first
+    other = Library.open(library.settings)  # another process's write: this library's change counter stays
+    try:
+        other.ingest({"id": "faq-tosho", "kind": "faq", "title": "図書館の休館日", "body": "月曜日です。",
+                      "provenance": "npo"}, author="tests", summary="cache test")
+    finally:
+        other.close()
+    fresh = cache.search(library, Query(text="図書館"))
+    assert fresh is not first and fresh.total == first.total + 1
     assert len(calls) == 3
-    assert (cache.hits, cache.misses) == (1, 3)  # the workers log these as they stop
+    now[0] += VERSIONED_MAX_AGE
+    assert cache.search(library, Query(text="図書館")) is not fresh  # the bound, should a change go unseen
+    assert (cache.hits, cache.misses) == (2, 4)  # the workers log these as they stop
+
+
+def test_an_engine_that_cannot_tell_its_version_gets_the_lifetime(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = get_library(app)
+    monkeypatch.setattr(library.engine, "version", lambda: None)  # as Elasticsearch answers
+    calls = counting(library)
+    now = [1000.0]
+    cache = ResultCache(2.0, clock=lambda: now[0])
+    first = cache.search(library, Query(text="図書館"))
+    now[0] += 1.5
+    assert cache.search(library, Query(text="図書館")) is first
+    now[0] += 1.0
+    assert cache.search(library, Query(text="図書館")) is not first
+    assert len(calls) == 2
 
 
 def test_a_change_indexed_here_is_never_hidden(app: Flask) -> None:

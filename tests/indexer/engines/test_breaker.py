@@ -99,6 +99,9 @@ class FlakyEngine:
         self._answer(0)
         return []
 
+    def version(self) -> None:
+        return None
+
     def close(self) -> None:
         self.closed = True
 

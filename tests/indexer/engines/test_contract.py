@@ -248,6 +248,22 @@ def test_suggest_lists_terms_by_prefix(engine: SearchEngine) -> None:
     assert engine.suggest("not_a_field", "図") == []
 
 
+def test_the_version_changes_with_every_write_or_is_never_known(engine: SearchEngine) -> None:
+    """Result caches key on it (search_app.cache): a write it missed would show stale results."""
+    seen = [engine.version()]
+    assert engine.version() == seen[0]  # reading changes nothing
+    engine.upsert([doc("a", "電池")])
+    seen.append(engine.version())
+    engine.delete([("a", 2)])
+    seen.append(engine.version())
+    engine.rebuild([doc("b", "電池")])
+    seen.append(engine.version())
+    if seen[0] is None:  # Elasticsearch cannot tell without a round trip: caches use their lifetime
+        assert seen == [None] * 4
+    else:
+        assert len(set(seen)) == 4
+
+
 def test_two_engine_instances_on_one_directory_see_each_others_writes(tmp_path: Path) -> None:
     """The web process and a CLI import share the embedded index."""
     first, second = TantivyEngine(tmp_path / "index"), TantivyEngine(tmp_path / "index")
@@ -257,3 +273,4 @@ def test_two_engine_instances_on_one_directory_see_each_others_writes(tmp_path: 
     assert ids(first, EngineQuery(must=words("電池"))) == ["b"]
     first.upsert([doc("c", "電池")])  # written to the new generation, not the retired one
     assert sorted(ids(second, EngineQuery(must=words("電池")))) == ["b", "c"]
+    assert first.version() == second.version() is not None  # one index, one version, whoever wrote last
