@@ -88,7 +88,7 @@ class TantivyEngine:
         self._lock = threading.RLock()
         self._generation: str | None = None
         self._index: tantivy.Index | None = None
-        self._meta_mtime: float | None = None
+        self._meta_identity: tuple[int, int, int] | None = None
         self._open_current()
 
     # --- generations -------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class TantivyEngine:
                         name = path.name
             self._index = tantivy.Index(self._schema, path=str(self._root / name))
             self._generation = name
-            self._meta_mtime = None
+            self._meta_identity = None
 
     def _current(self) -> tantivy.Index:
         """The index `CURRENT` names, reloaded when another writer committed to it."""
@@ -139,14 +139,20 @@ class TantivyEngine:
             if self._current_name() != self._generation:
                 self._open_current()
             assert self._index is not None and self._generation is not None
-            try:
-                mtime = (self._root / self._generation / "meta.json").stat().st_mtime_ns
-            except FileNotFoundError:
-                mtime = None
-            if mtime != self._meta_mtime:
+            identity = self._commit_identity(self._generation)
+            if identity != self._meta_identity:
                 self._index.reload()
-                self._meta_mtime = mtime
+                self._meta_identity = identity
             return self._index
+
+    def _commit_identity(self, generation: str) -> tuple[int, int, int] | None:
+        """Which commit a generation is at: tantivy replaces its meta.json on every commit, by any process. The
+        inode tells apart two commits within one clock tick, which an mtime alone may not."""
+        try:
+            meta = (self._root / generation / "meta.json").stat()
+        except OSError:  # a generation a rebuild has just retired, say: CURRENT is read again next time
+            return None
+        return meta.st_ino, meta.st_mtime_ns, meta.st_size
 
     @contextmanager
     def _rebuild_lock(self, wait: bool) -> Iterator[None]:
@@ -185,7 +191,7 @@ class TantivyEngine:
                 raise
             finally:
                 del writer
-            self._meta_mtime = None
+            self._meta_identity = None
 
     # --- writes --------------------------------------------------------------------------------------------
 
@@ -414,17 +420,11 @@ class TantivyEngine:
                 result[stored.get_first("id")] = stored.get_first("revision")
         return result
 
-    def version(self) -> tuple[str, int, int, int] | None:
-        """The generation `CURRENT` names and its meta.json's identity: tantivy replaces meta.json (a new inode)
-        on every commit, by any process, and a rebuild switches generations."""
+    def version(self) -> tuple[str, tuple[int, int, int]] | None:
+        """The generation `CURRENT` names (a rebuild switches it) and the commit it is at."""
         name = self._current_name()
-        if name is None:
-            return None
-        try:
-            meta = (self._root / name / "meta.json").stat()
-        except OSError:  # between a rebuild's switch and this stat, say: the next search reads CURRENT again
-            return None
-        return name, meta.st_ino, meta.st_mtime_ns, meta.st_size
+        identity = self._commit_identity(name) if name else None
+        return (name, identity) if name and identity else None
 
     def suggest(self, field: str, prefix: str, limit: int = 10) -> list[tuple[str, int]]:
         if field not in TOKEN_FIELDS or not prefix:
