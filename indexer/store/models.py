@@ -87,10 +87,15 @@ class RecordRow(Base):
     """
 
     __tablename__ = "records"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # Notices are looked up by kind and status (pinned notices, report clusters). With one index per column,
+        # SQLite, which keeps no statistics, took status and read every published record: 0.25 s at 100k.
+        Index("ix_records_kind_status", "kind", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     source: Mapped[str | None] = mapped_column(String(128))

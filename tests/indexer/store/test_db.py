@@ -141,3 +141,19 @@ def test_readonly_sessions_cannot_write_on_postgresql(postgres_url: str) -> None
             session.add(EngineStateRow(key="nope", value=None))
     finally:
         store.dispose()
+
+
+def test_sqlite_finds_notices_by_kind_and_status_through_one_index(data_dir: Path) -> None:
+    """SQLite keeps no statistics: with an index per column it read every published record to find the few
+    notices (0.25 s at 100k records, once per pushed notice per web worker; benchmarks/load_t29.py)."""
+    from search_app.notices import _URGENT
+
+    store = Store.open(f"sqlite:///{data_dir / 'library.db'}", migrate=True)
+    try:
+        compiled = _URGENT.compile(dialect=store.engine.dialect)
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        with store.engine.connect() as connection:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params).all()
+        assert any("ix_records_kind_status (kind=? AND status=?)" in row[-1] for row in plan), plan
+    finally:
+        store.dispose()
