@@ -85,7 +85,8 @@ class TantivyEngine:
         self._root = Path(index_dir)
         self._root.mkdir(parents=True, exist_ok=True)
         self._schema = _build_schema()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the generation and index in use
+        self._write_lock = threading.Lock()  # this process's writers, one at a time (_writer)
         self._generation: str | None = None
         self._index: tantivy.Index | None = None
         self._meta_identity: tuple[int, int, int] | None = None
@@ -168,9 +169,13 @@ class TantivyEngine:
 
     @contextmanager
     def _writer(self) -> Iterator[tuple[tantivy.Index, Any]]:
-        """A short-lived writer: tantivy allows one per index across processes, so hold it only per batch."""
+        """A short-lived writer: tantivy allows one per index across processes, so hold it only per batch.
+
+        Writers of this process take turns on a lock of their own, not on the one `_current()` takes: a commit
+        that waits for tantivy's merges (2 s now and then at 100k records) must not hold up every search.
+        """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        with self._lock:
+        with self._write_lock:
             while True:
                 index = self._current()
                 try:

@@ -274,3 +274,32 @@ def test_two_engine_instances_on_one_directory_see_each_others_writes(tmp_path: 
     first.upsert([doc("c", "電池")])  # written to the new generation, not the retired one
     assert sorted(ids(second, EngineQuery(must=words("電池")))) == ["b", "c"]
     assert first.version() == second.version() is not None  # one index, one version, whoever wrote last
+
+
+def test_searches_do_not_wait_for_a_commit_in_progress(tmp_path: Path) -> None:
+    """A commit can wait seconds for tantivy's merges (at 100k records, every few commits): searches in the
+    process's other threads go on meanwhile (load_t29.py saw every request of a worker stall for 2 s)."""
+    import threading
+
+    engine = TantivyEngine(tmp_path / "index")
+    engine.upsert([doc("a", "電池")])
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_commit() -> None:
+        with engine._writer():
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=slow_commit)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        found: list[list[str]] = []
+        searcher = threading.Thread(target=lambda: found.append(ids(engine, EngineQuery(must=words("電池")))))
+        searcher.start()
+        searcher.join(5)
+        assert found == [["a"]]
+    finally:
+        release.set()
+        writer.join(10)
+        engine.close()
