@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -40,6 +41,8 @@ from indexer.engines.base import (
     document_from_payload,
     sorted_facets,
 )
+
+logger = logging.getLogger(__name__)
 
 # Sort keys for documents without a date: last when newest first, last when the soonest event comes first.
 NO_DATE_DESC = -(2**62)
@@ -171,11 +174,16 @@ class TantivyEngine:
     def _writer(self) -> Iterator[tuple[tantivy.Index, Any]]:
         """A short-lived writer: tantivy allows one per index across processes, so hold it only per batch.
 
-        Writers of this process take turns on a lock of their own, not on the one `_current()` takes: a commit
-        that waits for tantivy's merges (2 s now and then at 100k records) must not hold up every search.
+        Writers of this process take turns on a lock of their own, not on the one `_current()` takes, so
+        that searches never wait for a write. The commit makes the batch searchable; the merges tantivy may
+        start then (2 s now and then at 100k records) are waited for by a thread of their own, which keeps the
+        write lock until they end: the caller (a shop's POST, say) does not wait for them, this process's next
+        writer does, and tantivy's own lock holds off other processes' writers meanwhile, as before.
         """
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        with self._write_lock:
+        self._write_lock.acquire()
+        merging = False
+        try:
             while True:
                 index = self._current()
                 try:
@@ -190,13 +198,31 @@ class TantivyEngine:
             try:
                 yield index, writer
                 writer.commit()
-                writer.wait_merging_threads()
             except BaseException:
                 writer.rollback()
                 raise
-            finally:
-                del writer
             self._meta_identity = None
+            finisher = threading.Thread(target=self._finish_merges, args=(writer,), name="tantivy-merges")
+            finisher.daemon = True  # a merge cut short by exit is redone later; the commit stands
+            finisher.start()
+            merging = True
+        finally:
+            if not merging:
+                self._write_lock.release()
+
+    def _finish_merges(self, writer: Any) -> None:
+        """Wait for the merges a commit started, then let the next writer in (see `_writer`)."""
+        try:
+            writer.wait_merging_threads()
+        except Exception:  # the merge is lost, not the commit: tantivy merges those segments again later
+            logger.warning("tantivy: the merge after a commit failed", exc_info=True)
+        finally:
+            self._write_lock.release()
+
+    def wait_for_merges(self) -> None:
+        """Until the merges of this process's last commit have ended (close, rebuild, tests)."""
+        with self._write_lock:
+            pass
 
     # --- writes --------------------------------------------------------------------------------------------
 
@@ -303,6 +329,7 @@ class TantivyEngine:
             with self._lock:
                 self._open_current()
             if previous:
+                self.wait_for_merges()  # one may still be writing to the retired generation
                 shutil.rmtree(self._root / previous, ignore_errors=True)
             return count
 
@@ -438,6 +465,7 @@ class TantivyEngine:
         return [(term, freq) for term, freq in searcher.terms_with_prefix(field, prefix, limit=limit)]
 
     def close(self) -> None:
+        self.wait_for_merges()
         with self._lock:
             self._index = None
             self._generation = None

@@ -303,3 +303,34 @@ def test_searches_do_not_wait_for_a_commit_in_progress(tmp_path: Path) -> None:
         release.set()
         writer.join(10)
         engine.close()
+
+
+def test_a_commit_returns_before_its_merges_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tantivy's merges after a commit (seconds at 100k records) are waited for in the background: the batch is
+    searchable at once and the writer returns; this process's next writer, and close(), wait for them."""
+    import threading
+
+    engine = TantivyEngine(tmp_path / "index")
+    merging, release = threading.Event(), threading.Event()
+    finish = engine._finish_merges
+
+    def slow_merges(writer: object) -> None:  # a merge that takes its time, as large ones do
+        merging.set()
+        release.wait(10)
+        finish(writer)
+
+    monkeypatch.setattr(engine, "_finish_merges", slow_merges)
+    try:
+        engine.upsert([doc("a", "電池")])
+        assert merging.wait(5)
+        assert ids(engine, EngineQuery(must=words("電池"))) == ["a"]
+        next_writer = threading.Thread(target=lambda: engine.upsert([doc("b", "電池")]))
+        next_writer.start()
+        next_writer.join(0.5)
+        assert next_writer.is_alive()  # waits for the merges, not tantivy's lock
+        release.set()
+        next_writer.join(10)
+        assert sorted(ids(engine, EngineQuery(must=words("電池")))) == ["a", "b"]
+    finally:
+        release.set()
+        engine.close()
