@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -90,6 +91,9 @@ class TantivyEngine:
         self._schema = _build_schema()
         self._lock = threading.RLock()  # the generation and index in use
         self._write_lock = threading.Lock()  # this process's writers, one at a time (_writer)
+        # A child forked while merges ran (a Celery prefork pool) has no thread that would release the lock.
+        fresh_lock = weakref.WeakMethod(self._fresh_write_lock)
+        os.register_at_fork(after_in_child=lambda: (method := fresh_lock()) and method())
         self._generation: str | None = None
         self._index: tantivy.Index | None = None
         self._meta_identity: tuple[int, int, int] | None = None
@@ -209,6 +213,9 @@ class TantivyEngine:
         finally:
             if not merging:
                 self._write_lock.release()
+
+    def _fresh_write_lock(self) -> None:
+        self._write_lock = threading.Lock()
 
     def _finish_merges(self, writer: Any) -> None:
         """Wait for the merges a commit started, then let the next writer in (see `_writer`)."""

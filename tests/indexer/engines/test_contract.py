@@ -334,3 +334,30 @@ def test_a_commit_returns_before_its_merges_end(tmp_path: Path, monkeypatch: pyt
     finally:
         release.set()
         engine.close()
+
+
+def test_a_child_forked_during_merges_can_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merges' thread holds this process's write lock; a forked child (a Celery prefork pool) has no such
+    thread, so it starts with the lock free."""
+    import os
+    import threading
+
+    engine = TantivyEngine(tmp_path / "index")
+    release = threading.Event()
+    finish = engine._finish_merges
+
+    def slow_merges(writer: object) -> None:
+        release.wait(10)
+        finish(writer)
+
+    monkeypatch.setattr(engine, "_finish_merges", slow_merges)
+    try:
+        engine.upsert([doc("a", "電池")])
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            os._exit(0 if engine._write_lock.acquire(timeout=5) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        engine.close()
