@@ -76,6 +76,13 @@ def test_main_content_without_navigation_header_footer_scripts_and_forms():
         assert chrome not in result.text
 
 
+def test_comments_leave_the_text_around_them_as_it_reads():
+    html = "<html><body><main><p>市立図書<!-- 改行しない -->館は<!---->月曜休館です。</p><p>次<!-- x --></p></main></body></html>"
+    body = extract_html(html.encode(), url=URL).text
+    assert "市立図書館は月曜休館です。" in body and "改行しない" not in body
+    assert body.splitlines()[-1] == "次"
+
+
 def test_title_language_and_encoding():
     result = extract_html(page(), url=URL)
     assert result.title == "年末年始の休館について｜例市立図書館"
