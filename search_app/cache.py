@@ -9,7 +9,9 @@ shared for `SEARCH_CACHE_SECONDS` (default 2 s; T29 allows 5 s of staleness). 0 
 Everything per request still happens per request: the search log, the pinned urgent notices (whose expiry is
 checked at request time) and the page itself. The key also holds the library's change counter, so a change this
 process indexed is never hidden behind its own cache, whatever the engine. Memory is bounded by `MAX_ENTRIES`,
-least recently used first out.
+least recently used first out. Results of an older index are dropped as soon as a newer one is seen, and results
+past their lifetime as new ones come in: they can never be served again, and an index that changes every few
+seconds (pushed notices) would otherwise keep the cache full of them, 16 KiB each.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ResultCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Hashable, int, Query], tuple[float, Results]] = OrderedDict()
         self._lock = threading.Lock()
+        self._index_state: tuple[Hashable, int] | None = None  # (version, changes) of the newest entry
         # Searches answered from memory and searches run, for the workers' exit log (deploy/gunicorn.conf.py).
         self.hits = 0
         self.misses = 0
@@ -56,8 +59,25 @@ class ResultCache:
             self.misses += 1
         results = library.search(query)  # outside the lock: searches run in parallel
         with self._lock:
+            if version is not None and self._index_state != key[:2]:
+                # A newer index (or, in a search that raced a commit, an older one: its entries go, once).
+                self._entries.clear()
+                self._index_state = key[:2]
             self._entries[key] = (now, results)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+            self._drop_expired(now, lifetime)
         return results
+
+    def _drop_expired(self, now: float, lifetime: float) -> None:
+        # Least recently used first; an entry used since its store may sit behind an expired one, and stays for
+        # the next store or the LRU bound.
+        while self._entries:
+            stored, _ = next(iter(self._entries.values()))
+            if now - stored < lifetime:
+                return
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

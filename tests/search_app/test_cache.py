@@ -77,6 +77,39 @@ def test_an_engine_that_cannot_tell_its_version_gets_the_lifetime(
     assert len(calls) == 2
 
 
+def test_results_of_an_older_index_leave_the_cache_once_a_newer_one_is_seen(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = get_library(app)
+    version = ["v1"]
+    monkeypatch.setattr(library.engine, "version", lambda: version[0])
+    cache = ResultCache(2.0)
+    for text in ("図書館", "公民館", "リコール"):
+        cache.search(library, Query(text=text))
+    assert len(cache) == 3
+    version[0] = "v2"  # each pushed notice is a new index version: the old results can never be served again
+    first = cache.search(library, Query(text="図書館"))
+    assert len(cache) == 1
+    assert cache.search(library, Query(text="図書館")) is first
+
+
+def test_results_past_their_lifetime_leave_the_cache_as_new_ones_come_in(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = get_library(app)
+    monkeypatch.setattr(library.engine, "version", lambda: None)
+    now = [1000.0]
+    cache = ResultCache(2.0, clock=lambda: now[0])
+    cache.search(library, Query(text="図書館"))
+    cache.search(library, Query(text="公民館"))
+    now[0] += 1.0
+    cache.search(library, Query(text="リコール"))
+    assert len(cache) == 3
+    now[0] += 1.5  # the first two are past 2 s, the third is not
+    cache.search(library, Query(text="回収"))
+    assert len(cache) == 2
+
+
 def test_a_change_indexed_here_is_never_hidden(app: Flask) -> None:
     client = app.test_client()
     assert client.get("/api/v1/search?q=カモメ饅頭").get_json()["total"] == 0
