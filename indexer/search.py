@@ -113,6 +113,8 @@ class Results:
     hits: list[Hit]
     facets: dict[str, list[FacetValue]] = field(default_factory=dict)
     relaxed: bool = False  # no record had every word, so records with any of them are shown
+    # The query's analysed terms, for what else the page matches against them (pinned notices).
+    terms: tuple[QueryTerm, ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The search API's shape, shared by `library search --json` and `/api/v1/search`."""
@@ -328,4 +330,7 @@ def search(engine: SearchEngine, analyzer: Analyzer, query: Query) -> Results:
     learned: dict[int, set[str]] = {}  # kana terms' spellings, shared by the page's snippets (highlight.py)
     hits = [_hit(engine, hit, terms, learned) for hit in found.hits]
     took_ms = (time.perf_counter() - started) * 1000
-    return Results(query=query, total=found.total, took_ms=took_ms, hits=hits, facets=facets, relaxed=relaxed)
+    return Results(
+        query=query, total=found.total, took_ms=took_ms, hits=hits, facets=facets, relaxed=relaxed,
+        terms=tuple(terms),
+    )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from indexer.analysis import Analyzer, FieldTokens, QueryTerm
 from indexer.analysis.normalize import folded_text
 from indexer.library import Library
-from indexer.query import parse_query
+from indexer.query import ParsedQuery, parse_query
 from indexer.search import Query, compile_query
 from indexer.store import RecordRow
 from schemas import category_label, category_parent, is_category
@@ -182,8 +182,14 @@ def active_urgent_notices(library: Library, now: datetime | None = None) -> list
     return [dict(notice.data) for notice in _active(library, now)]
 
 
-def pinned_notices(library: Library, query: Query, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The active urgent notices this query should show first (see the module docstring)."""
+def pinned_notices(
+    library: Library,
+    query: Query,
+    now: datetime | None = None,
+    terms: Sequence[QueryTerm] | None = None,
+) -> list[dict[str, Any]]:
+    """The active urgent notices this query should show first (see the module docstring). `terms`: the query's
+    analysed terms when the caller has them (`Results.terms`), so a search is not analysed twice."""
     parsed = parse_query(query.text)
     if not (parsed.groups or query.category or query.organization or "notice" in query.kind):
         return []  # nothing in the query could name a notice: no need to read them
@@ -192,7 +198,10 @@ def pinned_notices(library: Library, query: Query, now: datetime | None = None) 
         return []
     if "notice" in query.kind:
         return [dict(notice.data) for notice in notices]
-    terms, words = _query_words(library.analyzer, query.text)
+    if terms is None:
+        terms, words = _query_words(library.analyzer, query.text)
+    else:
+        words = _words(library.analyzer, parsed)
     wanted = set(query.category)
     makers = {folded_text(name) for name in query.organization}
     return [
@@ -209,11 +218,14 @@ def _query_words(analyzer: Analyzer, text: str) -> tuple[list[QueryTerm], list[s
     """The query's analysed terms and normalized words, once per distinct text (the same searches repeat)."""
     parsed = parse_query(text)
     terms = compile_query(parsed, analyzer)[2] if parsed.groups else []
-    words = [analyzer.normalize(term.text).text.lower() for group in parsed.groups for term in group]
-    return terms, words
+    return terms, _words(analyzer, parsed)
 
 
-def _named_by(notice: UrgentNotice, terms: list[QueryTerm], words: list[str]) -> bool:
+def _words(analyzer: Analyzer, parsed: ParsedQuery) -> list[str]:
+    return [analyzer.normalize(term.text).text.lower() for group in parsed.groups for term in group]
+
+
+def _named_by(notice: UrgentNotice, terms: Sequence[QueryTerm], words: list[str]) -> bool:
     if not terms:
         return False
     if any(len(word) >= MIN_CODE_CHARS and word in code for word in words for code in notice.codes):

@@ -656,7 +656,7 @@ def search() -> tuple[str, int]:
         results=results,
         links=links,
         hits=[hit_view(hit) for hit in results.hits],
-        pinned=pinned_notices(library, query),
+        pinned=pinned_notices(library, query, terms=results.terms),
         conditions=conditions(links),
         facets=facet_groups(links, results),
         sorts=[(sort, label, links.sorted_by(sort)) for sort, label in SORT_LABELS.items()],

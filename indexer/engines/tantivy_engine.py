@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import tantivy
 
 from indexer.engines.base import (
@@ -79,7 +80,7 @@ def _encode_payload(document: IndexDocument) -> bytes:
 
 
 def _decode_payload(raw: bytes) -> IndexDocument:
-    return document_from_payload(json.loads(raw))
+    return document_from_payload(orjson.loads(raw))  # ten per search: half the time of json.loads
 
 
 class TantivyEngine:
@@ -97,15 +98,28 @@ class TantivyEngine:
         self._generation: str | None = None
         self._index: tantivy.Index | None = None
         self._meta_identity: tuple[int, int, int] | None = None
+        self._current_file = str(self._root / "CURRENT")
+        # (identity of the CURRENT file, the name it holds): every search asks, and a stat costs a tenth of a read.
+        self._current_seen: tuple[tuple[int, int, int], str | None] | None = None
         self._open_current()
 
     # --- generations -------------------------------------------------------------------------------------
 
     def _current_name(self) -> str | None:
         try:
-            return (self._root / "CURRENT").read_text().strip() or None
+            status = os.stat(self._current_file)
+            # _publish replaces the file, so a new name comes with a new inode.
+            identity = (status.st_ino, status.st_mtime_ns, status.st_size)
+            seen = self._current_seen
+            if seen is not None and seen[0] == identity:
+                return seen[1]
+            with open(self._current_file, encoding="ascii") as handle:
+                name = handle.read().strip() or None
         except FileNotFoundError:
             return None
+        # Read after the stat: a replacement in between only makes the next call read the file again.
+        self._current_seen = (identity, name)
+        return name
 
     def _publish(self, generation: str) -> None:
         tmp = self._root / "CURRENT.tmp"
@@ -157,7 +171,7 @@ class TantivyEngine:
         """Which commit a generation is at: tantivy replaces its meta.json on every commit, by any process. The
         inode tells apart two commits within one clock tick, which an mtime alone may not."""
         try:
-            meta = (self._root / generation / "meta.json").stat()
+            meta = os.stat(os.path.join(self._root, generation, "meta.json"))
         except OSError:  # a generation a rebuild has just retired, say: CURRENT is read again next time
             return None
         return meta.st_ino, meta.st_mtime_ns, meta.st_size

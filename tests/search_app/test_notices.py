@@ -338,3 +338,10 @@ def test_a_change_indexed_by_this_process_is_pinned_at_once(app: Flask) -> None:
         fresh = notice("toaster", title="トースターの回収", maker="パンや工房", product="カリッとトースター")
         web.ingest(fresh, author="test", summary="new notice")
         assert pinned(web, "パンや工房") == ["toaster"]
+
+
+@pytest.mark.parametrize("text", ["サンプル電機", "ぬくぬく", "pb10k", "回収 モバイルバッテリー", "製品事故", "ごみ 回収", "豆腐"])
+def test_a_search_s_own_terms_pin_what_its_text_pins(shared: Library, text: str) -> None:
+    query = Query(text=text)
+    terms = shared.search(query).terms  # the page passes these rather than analysing the text again
+    assert ids(pinned_notices(shared, query, now=NOW, terms=terms)) == pinned(shared, text)
