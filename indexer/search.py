@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -241,7 +241,7 @@ def _word_clause(term: QueryTerm, group: str) -> TermClause:
     )
 
 
-def _as_words(engine: SearchEngine, terms: list[QueryTerm], hit: EngineHit) -> Callable[[], bool]:
+def _as_words(engine: SearchEngine, terms: Sequence[QueryTerm], hit: EngineHit) -> Callable[[], bool]:
     """Whether the text a hit's snippet is cut from (its body, else its title) holds any term as indexed
     words. Asked of the index only when the snippet needs it (make_snippet's ``as_words``): a count over one
     document, a fraction of a millisecond. A failed question means "maybe", which only costs the tokenizing
@@ -262,7 +262,7 @@ def _as_words(engine: SearchEngine, terms: list[QueryTerm], hit: EngineHit) -> C
 
 
 def _hit(
-    engine: SearchEngine, engine_hit: EngineHit, terms: list[QueryTerm], learned: dict[int, set[str]]
+    engine: SearchEngine, engine_hit: EngineHit, terms: tuple[QueryTerm, ...], learned: dict[int, set[str]]
 ) -> Hit:
     document = engine_hit.document
     source = document.body or document.title
@@ -287,7 +287,7 @@ def _hit(
         event_at=document.event_at,
         verified_at=document.verified_at,
         details=document.details,
-        terms=tuple(terms),
+        terms=terms,
     )
 
 
@@ -328,9 +328,10 @@ def search(engine: SearchEngine, analyzer: Analyzer, query: Query) -> Results:
         for name, buckets in found.facets.items()
     }
     learned: dict[int, set[str]] = {}  # kana terms' spellings, shared by the page's snippets (highlight.py)
-    hits = [_hit(engine, hit, terms, learned) for hit in found.hits]
+    shared_terms = tuple(terms)  # one tuple for the page's hits and its pinned notices
+    hits = [_hit(engine, hit, shared_terms, learned) for hit in found.hits]
     took_ms = (time.perf_counter() - started) * 1000
     return Results(
         query=query, total=found.total, took_ms=took_ms, hits=hits, facets=facets, relaxed=relaxed,
-        terms=tuple(terms),
+        terms=shared_terms,
     )

@@ -55,7 +55,7 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | or
 def _dumps(app: Flask, body: Any) -> bytes:
     """UTF-8 JSON, Japanese as it is rather than \\uXXXX escapes (a third of the size, and readable).
 
-    orjson writes a search page in a tenth of json.dumps's time (80 µs at 100k records, on every search).
+    orjson writes a search page in a tenth of json.dumps's time (6 against 78 µs for ten articles).
     Keys keep their order, so a page reads total, hits, facets. Anything it refuses (an integer beyond 64
     bits) goes through Flask's provider instead."""
     try:
