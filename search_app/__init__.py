@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": True,
     "PROXY_HOPS": 0,
     "SEARCH_CACHE_SECONDS": 2.0,  # result lifetime where the engine has no version (cache.py); 0: cache off
+    "SEARCH_CACHE_ENTRIES": 2048,  # results kept per process, least recently used out (about 16 KiB each)
 }
 
 
@@ -67,7 +68,9 @@ def init_library(app: Flask) -> None:
     app.extensions["library"] = library
     from search_app.cache import ResultCache
 
-    app.extensions["result_cache"] = ResultCache(float(app.config["SEARCH_CACHE_SECONDS"]))
+    app.extensions["result_cache"] = ResultCache(
+        float(app.config["SEARCH_CACHE_SECONDS"]), max_entries=int(app.config["SEARCH_CACHE_ENTRIES"])
+    )
 
 
 def get_library(app: Flask) -> Library:

@@ -138,3 +138,14 @@ def test_zero_turns_it_off_and_the_log_counts_every_request(make_app: Callable[.
     assert len(calls) == 1
     flush_search_log(library)
     assert logged(library) == before + 3  # every request is logged, cached or not
+
+
+def test_the_number_of_results_kept_is_a_setting(make_app: Callable[..., Flask]) -> None:
+    app = make_app(SEARCH_CACHE_ENTRIES=2)
+    library = get_library(app)
+    calls = counting(library)
+    client = app.test_client()
+    for text in ("図書館", "防災", "ごみ", "図書館"):  # the first has been pushed out by the third
+        client.get(f"/api/v1/search?q={text}")
+    assert len(calls) == 4
+    assert len(app.extensions["result_cache"]) == 2
