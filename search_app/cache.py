@@ -9,10 +9,11 @@ shared for `SEARCH_CACHE_SECONDS` (default 2 s; T29 allows 5 s of staleness). 0 
 Everything per request still happens per request: the search log, the pinned urgent notices (whose expiry is
 checked at request time) and the page itself. The key also holds the library's change counter, so a change this
 process indexed is never hidden behind its own cache, whatever the engine. Memory is bounded by `MAX_ENTRIES`
-(`SEARCH_CACHE_ENTRIES`), least recently used first out: 2048 results of about 16 KiB, some 32 MiB per process. A
-search box's long tail outgrows 512 (benchmarks/api_load.py at 100k records: 67 % answered with 512, 82 % with 2048). Results of an older index are dropped as soon as a newer one is seen, and results
-past their lifetime as new ones come in: they can never be served again, and an index that changes every few
-seconds (pushed notices) would otherwise keep the cache full of them, 16 KiB each.
+(`SEARCH_CACHE_ENTRIES`), least recently used first out: 2048 results of about 16 KiB, some 32 MiB per process.
+A search box's long tail outgrows 512 (benchmarks/api_load.py at 100k records: 67 % answered with 512, 82 % with
+2048). Results of an older index are dropped as soon as a newer one is seen, and results past their lifetime as
+new ones come in: they can never be served again, and an index that changes every few seconds (pushed notices)
+would otherwise keep the cache full of them.
 """
 
 from __future__ import annotations
