@@ -13,8 +13,9 @@ searches made once or twice, so the default `zipf` mix draws each search from th
 head) followed by `--tail` words and word pairs from the corpus's titles (SudachiPy nouns), the one of rank k
 with weight 1/k^`--zipf` (Zipf's law, as query logs follow it). Repeats can come from each worker's result
 cache (search_app/cache.py: the embedded engine's results until the index changes, which nothing does during
-this run, the 512 most recently used per worker), so the share it answered is printed, read from the workers'
-exit log; `--mix head` cycles through the head alone, which the cache then answers almost entirely. Set
+this run, the 2048 most recently used per worker) or from the file the workers share behind it
+(search_app/shared_cache.py, emptied before each run), so the share they answered is printed, read from the
+workers' exit log; `--mix head` cycles through the head alone, which the cache then answers almost entirely. Set
 LIBRARY_FLASK_SEARCH_CACHE_SECONDS=0 for the cost of searches that all miss it.
 
 gunicorn serves `search_app:create_app()` with the production settings (deploy/gunicorn.conf.py: gthread
@@ -163,6 +164,10 @@ def start_gunicorn(
     env = {**os.environ, "LIBRARY_DATA_DIR": str(data_dir), "LIBRARY_FLASK_RATELIMIT_ENABLED": "false"}
     # As the image runs it (Dockerfile); MALLOC_ARENA_MAX=16 is glibc's own default on 2 cores, for comparison.
     env.setdefault("MALLOC_ARENA_MAX", "2")
+    # Every run starts cold: the workers' shared results of an earlier run over this index would answer its
+    # repeats (search_app/shared_cache.py keeps them across restarts while the index is unchanged).
+    for suffix in ("", "-wal", "-shm"):
+        (data_dir / f"search-cache.sqlite3{suffix}").unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "gunicorn",
         "--config", str(GUNICORN_CONFIG),
@@ -538,10 +543,12 @@ def main() -> None:
     verdict = "meets" if ratio >= RATIO_TARGET else "misses"
     print(f"  search/ping rate ratio: {ratio:.2f} ({verdict} the target >= {RATIO_TARGET})")
     caches = worker_exit_figures(server_log, "search result cache")
-    answered = sum(cache["hits"] for cache in caches)
-    looked_up = answered + sum(cache["misses"] for cache in caches)
+    own = sum(cache["hits"] for cache in caches)
+    shared = sum(cache.get("shared_hits", 0) for cache in caches)
+    looked_up = own + shared + sum(cache["misses"] for cache in caches)
     if looked_up:
-        print(f"  result cache: answered {answered / looked_up:.0%} of {looked_up:,} searches, warm-up included")
+        print(f"  result cache: answered {(own + shared) / looked_up:.0%} of {looked_up:,} searches, warm-up "
+              f"included ({own / looked_up:.0%} by the worker's own, {shared / looked_up:.0%} by the shared file)")
     else:
         print("  result cache: off, or no figures logged")
     shutil.rmtree(server_log.parent, ignore_errors=True)

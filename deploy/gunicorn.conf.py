@@ -57,5 +57,6 @@ def worker_exit(server, worker):
         worker.log.info("database pool waits %s", json.dumps({"pid": worker.pid, **report.as_dict()}))
     cache = extensions.get("result_cache")
     if cache is not None:
-        figures = {"pid": worker.pid, "hits": cache.hits, "misses": cache.misses}
+        figures = {"pid": worker.pid, "hits": cache.hits, "shared_hits": cache.shared_hits,
+                   "misses": cache.misses}
         worker.log.info("search result cache %s", json.dumps(figures))

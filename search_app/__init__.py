@@ -6,6 +6,7 @@ resources live in `app.extensions`, never in module globals.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -25,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 0,
     "SEARCH_CACHE_SECONDS": 2.0,  # result lifetime where the engine has no version (cache.py); 0: cache off
     "SEARCH_CACHE_ENTRIES": 2048,  # results kept per process, least recently used out (about 16 KiB each)
+    "SEARCH_CACHE_SHARED": True,  # the workers share results in a file of the data directory (shared_cache.py)
+    "SEARCH_CACHE_SHARED_ENTRIES": 8192,  # rows of that file, oldest out (about 4 KiB each, compressed)
 }
 
 
@@ -58,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.register_blueprints(app)
     # Last: it attaches the access check, CSRF and the rate limits to every route registered above.
     auth.init_app(app)
+    share_results(app)  # signed with the secret key, which auth has just ensured
     return app
 
 
@@ -70,6 +74,20 @@ def init_library(app: Flask) -> None:
 
     app.extensions["result_cache"] = ResultCache(
         float(app.config["SEARCH_CACHE_SECONDS"]), max_entries=int(app.config["SEARCH_CACHE_ENTRIES"])
+    )
+
+
+def share_results(app: Flask) -> None:
+    """The embedded engine's results, shared by the server's worker processes (search_app/shared_cache.py)."""
+    cache = app.extensions["result_cache"]
+    if not app.config["SEARCH_CACHE_SHARED"] or cache.seconds <= 0:
+        return
+    from search_app.shared_cache import SharedResults
+
+    cache.shared = SharedResults(
+        Path(get_library(app).settings.data_dir) / "search-cache.sqlite3",
+        app.config["SECRET_KEY"],
+        max_rows=int(app.config["SEARCH_CACHE_SHARED_ENTRIES"]),
     )
 
 

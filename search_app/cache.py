@@ -14,6 +14,10 @@ A search box's long tail outgrows 512 (benchmarks/api_load.py at 100k records: 6
 2048). Results of an older index are dropped as soon as a newer one is seen, and results past their lifetime as
 new ones come in: they can never be served again, and an index that changes every few seconds (pushed notices)
 would otherwise keep the cache full of them.
+
+Behind it, the embedded engine's results are shared by the server's worker processes (`shared`,
+search_app/shared_cache.py): a search this process has not seen is looked up there before it is run, and a
+result it runs is stored there for the others.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable, Hashable
 
 from indexer.library import Library
 from indexer.search import Query, Results
+from search_app.shared_cache import SharedResults
 
 MAX_ENTRIES = 2048
 # A bound on results keyed by an index version, in case a change ever went unseen.
@@ -33,8 +38,9 @@ VERSIONED_MAX_AGE = 600.0
 
 class ResultCache:
     def __init__(self, seconds: float, max_entries: int = MAX_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, shared: SharedResults | None = None) -> None:
         self.seconds = seconds
+        self.shared = shared  # the workers' common results, asked when this process has none
         self.clock = clock
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Hashable, int, Query], tuple[float, Results]] = OrderedDict()
@@ -42,6 +48,7 @@ class ResultCache:
         self._index_state: tuple[Hashable, int] | None = None  # (version, changes) of the newest entry
         # Searches answered from memory and searches run, for the workers' exit log (deploy/gunicorn.conf.py).
         self.hits = 0
+        self.shared_hits = 0
         self.misses = 0
 
     def search(self, library: Library, query: Query) -> Results:
@@ -58,8 +65,17 @@ class ResultCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return entry[1]
-            self.misses += 1
-        results = library.search(query)  # outside the lock: searches run in parallel
+        shared = self.shared if version is not None else None
+        results = shared.get(version, query, lifetime) if shared is not None else None
+        if results is not None:
+            with self._lock:
+                self.shared_hits += 1
+        else:
+            with self._lock:
+                self.misses += 1
+            results = library.search(query)  # outside the lock: searches run in parallel
+            if shared is not None:
+                shared.put(version, query, results)
         with self._lock:
             if version is not None and self._index_state != key[:2]:
                 # A newer index (or, in a search that raced a commit, an older one: its entries go, once).
