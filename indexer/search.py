@@ -115,6 +115,13 @@ class Results:
     relaxed: bool = False  # no record had every word, so records with any of them are shown
     # The query's analysed terms, for what else the page matches against them (pinned notices).
     terms: tuple[QueryTerm, ...] = field(default=(), repr=False, compare=False)
+    # `to_json()` as the JSON API encodes it, made once: a cached result is served many times (search_app/api.py).
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def encoded(self, encode: Callable[[dict[str, Any]], bytes]) -> bytes:
+        if self._encoded is None:
+            object.__setattr__(self, "_encoded", encode(self.to_json()))  # a cache, not a change of value
+        return self._encoded  # type: ignore[return-value]
 
     def to_json(self) -> dict[str, Any]:
         """The search API's shape, shared by `library search --json` and `/api/v1/search`."""

@@ -87,9 +87,10 @@ def search() -> Response:
     query = query_from_args(request.args)
     results = current_app.extensions["result_cache"].search(library, query)
     log_search(library, query, results)
-    body = results.to_json()
-    body["pinned"] = pinned_notices(library, query, terms=results.terms)
-    return json_response(body)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    encoded = results.encoded(lambda body: _dumps(app, body))
+    pinned = _dumps(app, pinned_notices(library, query, terms=results.terms))  # per request: notices expire
+    return Response(b"".join((encoded[:-1], b',"pinned":', pinned, b"}")), mimetype="application/json")
 
 
 @bp.get("/v1/records/<record_id>")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -47,6 +47,7 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 # Shorter words (一, k, 10) occur in too many names and model numbers to single out a notice.
 # A notice pushed by another process is pinned within this many seconds (T29 allows 5).
 FINGERPRINT_INTERVAL = 1.0
+NAMED_MEMO_SIZE = 4096  # queries whose named notices are remembered; all forgotten at once past it
 MIN_WORD_CHARS = 2
 MIN_CODE_CHARS = 4
 CODE_FIELDS = ("model_numbers", "jan_codes", "lot_numbers")
@@ -131,6 +132,8 @@ class NoticeCache:
         # (when, this process's change counter, fingerprint): the fingerprint query runs at most once per
         # FINGERPRINT_INTERVAL, or at once after this process indexed a change.
         self._checked: tuple[float, int, tuple[Any, ...]] | None = None
+        # (the notice list, query key -> the notices of it that query names): see pinned_notices.
+        self._named: tuple[list[UrgentNotice], dict[Hashable, list[UrgentNotice]]] | None = None
 
     def _current_fingerprint(self, library: Library) -> tuple[Any, ...]:
         now, checked = self._clock(), self._checked
@@ -156,20 +159,41 @@ class NoticeCache:
             self.loads += 1
             return notices
 
+    def named(
+        self, notices: list[UrgentNotice], key: Hashable, find: Callable[[], list[UrgentNotice]]
+    ) -> list[UrgentNotice]:
+        """`find()`'s notices for `key`, remembered for as long as `notices` is the current list."""
+        memo = self._named
+        if memo is None or memo[0] is not notices:  # a reload: what was found in the old list is gone with it
+            memo = (notices, {})
+            self._named = memo
+        found = memo[1].get(key)
+        if found is None:
+            if len(memo[1]) >= NAMED_MEMO_SIZE:
+                memo[1].clear()
+            found = memo[1][key] = find()
+        return found
+
     @staticmethod
     def _fingerprint(library: Library) -> tuple[Any, ...]:
         with library.store.session(readonly=True) as session:
             return tuple(session.execute(_FINGERPRINT).one())
 
 
-def _urgent_notices(library: Library) -> list[UrgentNotice]:
-    """From the app's cache when this library is the current app's; read afresh otherwise (scripts, tests)."""
+def _notice_cache(library: Library) -> NoticeCache | None:
+    """The app's cache when this library is the current app's; None otherwise (scripts, tests)."""
     if has_app_context() and current_app.extensions.get("library") is library:
         cache = current_app.extensions.get("notices")
         if cache is None:
             cache = current_app.extensions.setdefault("notices", NoticeCache())  # atomic: threads share one
-        return cache.notices(library)
-    return load_urgent_notices(library)
+        return cache
+    return None
+
+
+def _urgent_notices(library: Library) -> list[UrgentNotice]:
+    """From the app's cache when there is one; read afresh otherwise."""
+    cache = _notice_cache(library)
+    return cache.notices(library) if cache is not None else load_urgent_notices(library)
 
 
 def _active(library: Library, now: datetime | None) -> list[UrgentNotice]:
@@ -190,27 +214,39 @@ def pinned_notices(
 ) -> list[dict[str, Any]]:
     """The active urgent notices this query should show first (see the module docstring). `terms`: the query's
     analysed terms when the caller has them (`Results.terms`), so a search is not analysed twice."""
-    parsed = parse_query(query.text)
-    if not (parsed.groups or query.category or query.organization or "notice" in query.kind):
-        return []  # nothing in the query could name a notice: no need to read them
-    notices = _active(library, now)
-    if not notices:
+    # Words (analysed terms, if the caller has them: a query of none names nothing by its words), a category, a
+    # maker or the notice kind: without any of them, no notice is read.
+    has_words = bool(terms) if terms is not None else bool(parse_query(query.text).groups)
+    if not (has_words or query.category or query.organization or "notice" in query.kind):
         return []
-    if "notice" in query.kind:
-        return [dict(notice.data) for notice in notices]
-    if terms is None:
-        terms, words = _query_words(library.analyzer, query.text)
-    else:
-        words = _words(library.analyzer, parsed)
-    wanted = set(query.category)
-    makers = {folded_text(name) for name in query.organization}
-    return [
-        dict(notice.data)
-        for notice in notices
-        if not wanted.isdisjoint(notice.categories)
-        or not makers.isdisjoint(notice.names)
-        or _named_by(notice, terms, words)
-    ]
+    now = now or datetime.now(UTC)
+    notices = _urgent_notices(library)
+    if not any(notice.active(now) for notice in notices):
+        return []
+
+    def named() -> list[UrgentNotice]:
+        if "notice" in query.kind:
+            return notices
+        if terms is None:
+            query_terms, words = _query_words(library.analyzer, query.text)
+        else:
+            query_terms, words = terms, _words(library.analyzer, parse_query(query.text))
+        wanted = set(query.category)
+        makers = {folded_text(name) for name in query.organization}
+        return [
+            notice
+            for notice in notices
+            if not wanted.isdisjoint(notice.categories)
+            or not makers.isdisjoint(notice.names)
+            or _named_by(notice, query_terms, words)
+        ]
+
+    # Which notices a query names depends on the notices and the query alone, and the same searches repeat:
+    # it is worked out once per query and notice rows; whether a notice has expired, at every request.
+    cache = _notice_cache(library)
+    key = (query.text, query.category, query.organization, "notice" in query.kind)
+    chosen = cache.named(notices, key, named) if cache is not None else named()
+    return [dict(notice.data) for notice in chosen if notice.active(now)]
 
 
 @lru_cache(maxsize=1024)

@@ -15,6 +15,7 @@ wrote is never turned into objects. The rows are bounded (`SEARCH_CACHE_SHARED_E
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -27,9 +28,21 @@ import zlib
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
-from indexer.search import Query, Results
+from indexer.analysis import QueryTerm
+from indexer.search import FacetValue, Hit, Query, Results
 
 log = logging.getLogger(__name__)
+
+
+def _format() -> bytes:
+    """The shape of the pickled classes: a row another build wrote, with other fields, is another key (a worker
+    of the new build would otherwise read objects missing a field)."""
+    shapes = [(cls.__qualname__, [f.name for f in dataclasses.fields(cls)])
+              for cls in (Results, Hit, FacetValue, Query, QueryTerm)]
+    return hashlib.blake2b(repr(shapes).encode(), digest_size=8).digest()
+
+
+FORMAT = _format()
 
 MAX_ROWS = 8192
 # Rows are deleted down to the bound every this many stores by one process, not on each: one DELETE per batch.
@@ -113,7 +126,7 @@ class SharedResults:
         return int(self._connection().execute("SELECT count(*) FROM results").fetchone()[0])
 
     def _row_key(self, version_text: str, query: Query) -> bytes:
-        return hashlib.blake2b(repr((version_text, query)).encode(), digest_size=16).digest()
+        return hashlib.blake2b(FORMAT + repr((version_text, query)).encode(), digest_size=16).digest()
 
     def _sign(self, data: bytes) -> bytes:
         return hashlib.blake2b(data, key=self._key, digest_size=SIGNATURE_BYTES).digest()

@@ -445,8 +445,9 @@ class TantivyEngine:
         for key, address in found.hits[:limit]:
             document = _decode_payload(searcher.doc(address).get_first("payload"))
             hits.append(EngineHit(id=document.id, score=float(key) if not sort else 0.0, document=document))
-        facets: dict[str, list[tuple[str, int]]] = {}
-        if query.facets:
+        # Nothing matched: every bucket is empty, and the aggregation would run the whole query again to say so.
+        facets: dict[str, list[tuple[str, int]]] = {name: [] for name in query.facets}
+        if query.facets and found.count:
             aggregation = {
                 name: {"terms": {"field": name, "size": query.facet_size}} for name in query.facets
             }

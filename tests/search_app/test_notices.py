@@ -21,6 +21,7 @@ from indexer.library import Library
 from indexer.search import Query
 from schemas import JST
 from search_app import create_app, get_library
+import search_app.notices as notices_module
 from search_app.notices import FINGERPRINT_INTERVAL, NoticeCache, active_urgent_notices, pinned_notices
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=JST)
@@ -345,3 +346,31 @@ def test_a_search_s_own_terms_pin_what_its_text_pins(shared: Library, text: str)
     query = Query(text=text)
     terms = shared.search(query).terms  # the page passes these rather than analysing the text again
     assert ids(pinned_notices(shared, query, now=NOW, terms=terms)) == pinned(shared, text)
+
+
+def test_which_notices_a_query_names_is_worked_out_once_per_notice_list(
+    app: Flask, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = get_library(app)
+    clock = [1000.0]
+    app.extensions["notices"] = NoticeCache(clock=lambda: clock[0])
+    checked: list[str] = []
+    named_by = notices_module._named_by
+    monkeypatch.setattr(notices_module, "_named_by", lambda notice, *rest: checked.append(notice.data["id"])
+                        or named_by(notice, *rest))
+    with app.app_context():
+        for _ in range(3):
+            assert pinned(web, "モバイルバッテリー") == ["battery"]
+        assert sorted(checked) == ["battery", "expired", "heater"]  # each notice once, for the three searches
+        assert pinned(web, "ヒーター 転倒") == ["heater"]
+        assert len(checked) == 6  # another query is another match
+        library.ingest(notice("battery", status="retracted"), author="test", summary="withdrawn")
+        clock[0] += FINGERPRINT_INTERVAL
+        assert pinned(web, "モバイルバッテリー") == []  # a new list of notices: worked out again
+        assert len(checked) == 8
+        assert pinned(web, "ヒーター 転倒") == ["heater"]
+        assert len(checked) == 10
+        after_expiry = datetime(2099, 1, 1, tzinfo=JST)
+        assert ids(pinned_notices(web, Query(text="モバイルバッテリー 回収"), now=after_expiry)) == []
+        assert ids(pinned_notices(web, Query(text="ヒーター 転倒"), now=after_expiry)) == ["heater"]
+        assert len(checked) == 12  # remembered; whether a notice has expired is still decided per request

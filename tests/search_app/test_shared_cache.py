@@ -16,6 +16,7 @@ from flask import Flask
 from indexer.library import Library
 from indexer.search import Query
 from search_app import get_library
+from search_app import shared_cache
 from search_app.shared_cache import TRIM_EVERY, SharedResults
 from tests.search_app.test_cache import counting
 
@@ -127,3 +128,15 @@ def test_rows_are_bounded_oldest_out_and_expire(app: Flask) -> None:
 def test_sharing_is_a_setting(make_app: Callable[..., Flask]) -> None:
     assert make_app(SEARCH_CACHE_SHARED=False).extensions["result_cache"].shared is None
     assert make_app(SEARCH_CACHE_SECONDS=0).extensions["result_cache"].shared is None
+
+
+def test_a_row_another_build_wrote_is_another_key(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row pickled by a build whose classes had other fields would unpickle into objects missing some."""
+    library = get_library(app)
+    version = library.engine.version()
+    shared = shared_of(app)
+    monkeypatch.setattr(shared_cache, "FORMAT", b"an older build")
+    shared.put(version, Query(text="図書館"), library.search(Query(text="図書館")))
+    monkeypatch.undo()
+    assert shared.get(version, Query(text="図書館"), 60) is None
+    assert len(shared) == 1
