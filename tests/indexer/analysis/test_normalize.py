@@ -3,11 +3,13 @@ import unicodedata
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from indexer.analysis.normalize import (
     _CJK,
     _CJK_ASTRAL,
     _FOLD,
+    _LONG_VOWEL_HYPHEN,
     _SPACING_TO_COMBINING,
     DASHES,
     WAVE_DASHES,
@@ -128,3 +130,9 @@ def reference(text: str) -> str:
 @given(texts)
 def test_shortcuts_change_nothing(text):
     assert normalize_text(text) == reference(text)
+
+
+@given(st.text(alphabet="コーヒｺﾋ-‐‑−－﹣―A1図 ", max_size=30))
+def test_the_hyphen_scan_finds_every_hyphen_the_rule_rewrites(text: str) -> None:
+    """long_vowel_hyphens skips the regex when no hyphen follows katakana: the same text as running it always."""
+    assert long_vowel_hyphens(text) == _LONG_VOWEL_HYPHEN.sub("\\1ー", text)
