@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_CACHE_SECONDS": 2.0,  # result lifetime where the engine has no version (cache.py); 0: cache off
     "SEARCH_CACHE_ENTRIES": 2048,  # results kept per process, least recently used out (about 16 KiB each)
     "SEARCH_CACHE_SHARED": True,  # the workers share results in a file of the data directory (shared_cache.py)
-    "SEARCH_CACHE_SHARED_ENTRIES": 8192,  # rows of that file, oldest out (about 4 KiB each, compressed)
+    "SEARCH_CACHE_SHARED_ENTRIES": 8192,  # rows of that file, oldest out (about 1.3 KiB each, compressed)
 }
 
 

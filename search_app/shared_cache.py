@@ -8,9 +8,10 @@ current. They are kept in a SQLite file beside the index: any number of readers 
 
 A cache, not a store: nothing here is durable (synchronous=OFF; a crash may lose the last rows, never the
 library's data), every failure (a busy writer, a full disk, a damaged file) is a miss and a search, and rows of
-an older index version are deleted as soon as a worker stores a result of a newer one. A row is signed with the
-app's secret key and read back only if the signature matches, because rows are unpickled: a file anything else
-wrote is never turned into objects. The rows are bounded (`SEARCH_CACHE_SHARED_ENTRIES`), oldest out.
+an older index version are deleted as soon as a worker stores a result of a newer one. A row (the result as
+plain tuples, pickled and compressed: about 1.3 KiB) is signed with the app's secret key and read back only if
+the signature matches, because rows are unpickled: a file anything else wrote is never turned into objects.
+The rows are bounded (`SEARCH_CACHE_SHARED_ENTRIES`), oldest out.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 import zlib
 from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
 from indexer.analysis import QueryTerm
 from indexer.search import FacetValue, Hit, Query, Results
@@ -43,6 +45,35 @@ def _format() -> bytes:
 
 
 FORMAT = _format()
+_HIT_FIELDS = tuple(f.name for f in dataclasses.fields(Hit) if f.init)
+_QUERY_FIELDS = tuple(f.name for f in dataclasses.fields(Query))
+
+
+def _flatten(results: Results) -> tuple[Any, ...]:
+    """Results as plain tuples: pickle walks a slotted dataclass in Python (dataclasses' __getstate__, most of a
+    store's cost), plain tuples in C."""
+    return (
+        tuple(getattr(results.query, name) for name in _QUERY_FIELDS),
+        results.total,
+        results.took_ms,
+        [tuple(getattr(hit, name) for name in _HIT_FIELDS) for hit in results.hits],
+        {name: [(v.value, v.label, v.count) for v in values] for name, values in results.facets.items()},
+        results.relaxed,
+        results.terms,
+    )
+
+
+def _rebuild(state: tuple[Any, ...]) -> Results:
+    query, total, took_ms, hits, facets, relaxed, terms = state
+    return Results(
+        query=Query(*query),
+        total=total,
+        took_ms=took_ms,
+        hits=[Hit(*hit) for hit in hits],
+        facets={name: [FacetValue(*value) for value in values] for name, values in facets.items()},
+        relaxed=relaxed,
+        terms=terms,
+    )
 
 MAX_ROWS = 8192
 # Rows are deleted down to the bound every this many stores by one process, not on each: one DELETE per batch.
@@ -94,7 +125,7 @@ class SharedResults:
         if self._broken:
             return
         version_text = repr(version)
-        data = zlib.compress(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        data = zlib.compress(pickle.dumps(_flatten(results), protocol=pickle.HIGHEST_PROTOCOL), 1)
         with self._lock:
             newer_version = version_text != self._version_stored
             self._version_stored = version_text
@@ -137,11 +168,10 @@ class SharedResults:
             log.warning("shared result cache: a row with a wrong signature in %s was ignored", self.path)
             return None
         try:
-            results = pickle.loads(zlib.decompress(data))
-        except Exception:  # a row of an older build whose classes changed, say: a miss, never an error page
+            return _rebuild(pickle.loads(zlib.decompress(data)))
+        except Exception:  # a row this build cannot read: a miss, never an error page
             log.warning("shared result cache: a row in %s could not be read", self.path, exc_info=True)
             return None
-        return results if isinstance(results, Results) else None
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread, and none carried across a fork: sqlite3 connections are neither.

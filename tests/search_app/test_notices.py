@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
+import search_app.notices as notices_module
 from indexer.config import Settings
 from indexer.library import Library
 from indexer.search import Query
 from schemas import JST
 from search_app import create_app, get_library
-import search_app.notices as notices_module
 from search_app.notices import FINGERPRINT_INTERVAL, NoticeCache, active_urgent_notices, pinned_notices
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=JST)

@@ -15,8 +15,7 @@ from flask import Flask
 
 from indexer.library import Library
 from indexer.search import Query
-from search_app import get_library
-from search_app import shared_cache
+from search_app import get_library, shared_cache
 from search_app.shared_cache import TRIM_EVERY, SharedResults
 from tests.search_app.test_cache import counting
 
@@ -78,7 +77,10 @@ def test_a_row_not_signed_with_this_apps_key_is_not_read(
     results = library.search(Query(text="図書館"))
     forger = SharedResults(shared_of(app).path, "another key")
     forger.put(version, Query(text="図書館"), results)
-    assert forger.get(version, Query(text="図書館"), 60) == results  # the row itself is sound
+    stored = forger.get(version, Query(text="図書館"), 60)
+    assert stored == results  # the row itself is sound, down to what comparisons leave out:
+    assert stored is not None and stored.terms == results.terms  # pinned notices match against these
+    assert [hit.title_html for hit in stored.hits] == [hit.title_html for hit in results.hits]
     calls = counting(library)
     with caplog.at_level(logging.WARNING, logger="search_app.shared_cache"):
         app.test_client().get("/api/v1/search?q=図書館")
