@@ -273,6 +273,7 @@ def _hit(
 ) -> Hit:
     document = engine_hit.document
     source = document.body or document.title
+    normalized = document.body_normalized if document.body else None
     return Hit(
         id=document.id,
         kind=document.kind,
@@ -284,6 +285,7 @@ def _hit(
             max_chars=SNIPPET_CHARS,
             learned=learned,
             as_words=_as_words(engine, terms, engine_hit),
+            normalized=normalized,
         ),
         score=engine_hit.score,
         provenance=document.provenance,

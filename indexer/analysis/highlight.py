@@ -57,6 +57,7 @@ def make_snippet(
     max_chars: int | None = 120,
     learned: Learned | None = None,
     as_words: Callable[[], bool] | None = None,
+    normalized: Normalized | None = None,
 ) -> str:
     """About ``max_chars`` characters of ``text`` around the most matches, escaped, matches in ``<mark>``;
     ``None``: all of it (a title). The count is of the normalized text, which NFKC may make longer (… is ...).
@@ -69,11 +70,13 @@ def make_snippet(
     index knows). A text in which no substring of any term occurs is tokenized only if one does: tokenizing
     finds what substrings cannot (附属 for 付属, 手の平 for 手のひら), but its first thousand characters cost
     3 to 4 ms, and most such texts belong to a hit found by its title, where it would find nothing.
+
+    ``normalized``: ``text`` already normalized (a body's, stored with the index), so it is not done again.
     """
     if max_chars is not None and max_chars < 1:
         raise ValueError(f"max_chars must be positive, not {max_chars}")
     analyzer = get_analyzer()
-    norm = analyzer.normalize(text)
+    norm = normalized if normalized is not None else analyzer.normalize(text)
     size = len(norm.text)
     if max_chars is None:
         max_chars = max(size, 1)

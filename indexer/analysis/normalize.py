@@ -36,6 +36,7 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 WAVE_DASHES = "\u301c\uff5e\u2053\u223c"
 DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
@@ -137,6 +138,21 @@ class Normalized:
         for start, stop, orig in zip(self._seg_norm, bounds, self._seg_orig, strict=True):
             result.extend(range(orig, orig + stop - start))
         return result
+
+    def stored(self, original: str) -> dict[str, Any]:
+        """A compact form to keep beside `original` (a search index's payload); `from_stored` gives this back.
+        Most text keeps its length, so the map is one segment and is left out; so is a text that did not change."""
+        stored: dict[str, Any] = {}
+        if self.text != original:
+            stored["text"] = self.text
+        if len(self._seg_norm) > 1:
+            stored["map"] = [self._seg_norm, self._seg_orig]
+        return stored
+
+    @classmethod
+    def from_stored(cls, original: str, stored: dict[str, Any]) -> Normalized:
+        seg_norm, seg_orig = stored.get("map", ([0], [0]))
+        return cls(stored.get("text", original), len(original), list(seg_norm), list(seg_orig))
 
     def to_original(self, i: int) -> int:
         if len(self._seg_norm) == 1:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from indexer.analysis.normalize import Normalized, normalize
+
 # Token streams per text group; the analyzer's four forms per group (DESIGN §2).
 TEXT_GROUPS = ("title", "meta", "body")
 FORMS = ("c", "a", "r", "b")
@@ -51,6 +53,8 @@ class IndexDocument:
     # Display-only facts a hit needs without a database round trip (e.g. maker, product, place).
     details: dict[str, str]
     tokens: dict[str, str]  # TOKEN_FIELDS name -> space-joined tokens
+    # The body as snippets search it, made at index time (build_payload); None: made when a snippet needs it.
+    body_normalized: Normalized | None = field(default=None, repr=False, compare=False)
 
     @property
     def year(self) -> str | None:
@@ -180,6 +184,8 @@ def build_payload(document: IndexDocument) -> dict[str, Any]:
         "event_at": _iso(document.event_at),
         "verified_at": _iso(document.verified_at),
         "details": dict(document.details),
+        # Normalizing a body is a third of its snippet, on every search that shows it: done once, here.
+        "body_norm": normalize(document.body).stored(document.body),
     }
 
 
@@ -187,6 +193,7 @@ def document_from_payload(payload: dict[str, Any]) -> IndexDocument:
     def when(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 
+    stored = payload.get("body_norm")  # absent from payloads indexed before it was stored: a reindex adds it
     return IndexDocument(
         id=payload["id"],
         revision=payload["revision"],
@@ -203,4 +210,5 @@ def document_from_payload(payload: dict[str, Any]) -> IndexDocument:
         verified_at=when(payload["verified_at"]),
         details=payload["details"],
         tokens={},
+        body_normalized=None if stored is None else Normalized.from_stored(payload["body"], stored),
     )

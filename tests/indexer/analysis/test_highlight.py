@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from indexer.analysis import make_snippet
 from indexer.analysis.highlight import FALLBACK_CHARS, KANA_FALLBACK_CHARS, TOKEN_CONTEXT
+from indexer.analysis.normalize import Normalized, normalize
 
 from .conftest import check_snippet, texts
 
@@ -234,3 +235,10 @@ def test_snippets_never_raise_and_are_always_escaped(analyzer, text, query, max_
 def test_hostile_text_around_a_match(analyzer, noise):
     text = f"{noise}図書館{noise}<b>としょかん</b>{noise}"
     check_snippet(text, make_snippet(text, analyzer.query_terms("図書館 としょかん")))
+
+
+@given(texts, texts)
+def test_a_body_normalized_at_index_time_gives_the_same_snippet(analyzer, text, query):
+    terms = analyzer.query_terms(query)
+    stored = Normalized.from_stored(text, normalize(text).stored(text))
+    assert make_snippet(text, terms, 60, normalized=stored) == make_snippet(text, terms, 60)

@@ -1,3 +1,4 @@
+import json
 import re
 import unicodedata
 
@@ -13,6 +14,7 @@ from indexer.analysis.normalize import (
     _SPACING_TO_COMBINING,
     DASHES,
     WAVE_DASHES,
+    Normalized,
     _is_stable,
     is_mark,
     long_vowel_hyphens,
@@ -136,3 +138,16 @@ def test_shortcuts_change_nothing(text):
 def test_the_hyphen_scan_finds_every_hyphen_the_rule_rewrites(text: str) -> None:
     """long_vowel_hyphens skips the regex when no hyphen follows katakana: the same text as running it always."""
     assert long_vowel_hyphens(text) == _LONG_VOWEL_HYPHEN.sub("\\1ー", text)
+
+
+@given(texts)
+def test_a_stored_normalization_is_the_normalization(text: str) -> None:
+    """What an index payload keeps of a body's normalization (build_payload) gives back the same text and map."""
+    norm = normalize(text)
+    stored = norm.stored(text)
+    back = Normalized.from_stored(text, json.loads(json.dumps(stored)))
+    assert back.text == norm.text
+    assert back.origin == norm.origin
+    assert [back.to_normalized(p) for p in range(len(text) + 1)] == [norm.to_normalized(p) for p in range(len(text) + 1)]
+    if norm.text == text and norm.origin == list(range(len(text) + 1)):
+        assert stored == {}  # nothing to keep for text that normalizing leaves alone

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.analysis.normalize import normalize
 from indexer.engines.base import (
     TOKEN_FIELDS,
     EngineError,
@@ -21,6 +22,8 @@ from indexer.engines.base import (
     IndexDocument,
     SearchEngine,
     TermClause,
+    build_payload,
+    document_from_payload,
 )
 from indexer.engines.tantivy_engine import TantivyEngine
 
@@ -104,6 +107,23 @@ def test_upsert_then_search_and_count(engine: SearchEngine) -> None:
     result = engine.search(EngineQuery(must=words("電池")))
     assert result.total == 2
     assert result.hits[0].document.url == f"https://example.jp/{result.hits[0].id}"
+
+
+def test_a_hit_brings_its_body_normalized_at_index_time(engine: SearchEngine) -> None:
+    body = "ＳＡＭＰＬＥ電機の（株）モバイルﾊﾞｯﾃﾘｰ、型番ＭＢ－１０。"  # widths, case, ㈱-like folds, a katakana hyphen
+    engine.upsert([doc("a", "電池 回収", body=body), doc("b", "電池 発熱")])
+    found = {hit.id: hit.document for hit in engine.search(EngineQuery(must=words("電池"))).hits}
+    stored = found["a"].body_normalized
+    assert stored is not None
+    assert (stored.text, stored.origin) == (normalize(body).text, normalize(body).origin)
+    assert found["b"].body_normalized is not None and found["b"].body_normalized.text == ""
+
+
+def test_a_payload_indexed_before_bodies_were_normalized_with_it_still_reads() -> None:
+    payload = build_payload(doc("a", "電池 回収", body="ＡＢＣ"))
+    del payload["body_norm"]
+    document = document_from_payload(payload)
+    assert document.body == "ＡＢＣ" and document.body_normalized is None  # the snippet normalizes it then
 
 
 def test_a_stale_revision_never_overwrites_a_newer_one(engine: SearchEngine) -> None:
