@@ -87,9 +87,8 @@ def search() -> Response:
     query = query_from_args(request.args)
     results = current_app.extensions["result_cache"].search(library, query)
     log_search(library, query, results)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    encoded = results.encoded(lambda body: _dumps(app, body))
-    pinned = _dumps(app, pinned_notices(library, query, terms=results.terms))  # per request: notices expire
+    encoded = results.encoded(lambda body: _dumps(current_app, body))
+    pinned = _dumps(current_app, pinned_notices(library, query, terms=results.terms))  # per request: they expire
     return Response(b"".join((encoded[:-1], b',"pinned":', pinned, b"}")), mimetype="application/json")
 
 

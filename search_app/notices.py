@@ -190,15 +190,14 @@ def _notice_cache(library: Library) -> NoticeCache | None:
     return None
 
 
-def _urgent_notices(library: Library) -> list[UrgentNotice]:
+def _urgent_notices(library: Library, cache: NoticeCache | None) -> list[UrgentNotice]:
     """From the app's cache when there is one; read afresh otherwise."""
-    cache = _notice_cache(library)
     return cache.notices(library) if cache is not None else load_urgent_notices(library)
 
 
 def _active(library: Library, now: datetime | None) -> list[UrgentNotice]:
     now = now or datetime.now(UTC)
-    return [notice for notice in _urgent_notices(library) if notice.active(now)]
+    return [notice for notice in _urgent_notices(library, _notice_cache(library)) if notice.active(now)]
 
 
 def active_urgent_notices(library: Library, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -220,7 +219,8 @@ def pinned_notices(
     if not (has_words or query.category or query.organization or "notice" in query.kind):
         return []
     now = now or datetime.now(UTC)
-    notices = _urgent_notices(library)
+    cache = _notice_cache(library)
+    notices = _urgent_notices(library, cache)
     if not any(notice.active(now) for notice in notices):
         return []
 
@@ -243,7 +243,6 @@ def pinned_notices(
 
     # Which notices a query names depends on the notices and the query alone, and the same searches repeat:
     # it is worked out once per query and notice rows; whether a notice has expired, at every request.
-    cache = _notice_cache(library)
     key = (query.text, query.category, query.organization, "notice" in query.kind)
     chosen = cache.named(notices, key, named) if cache is not None else named()
     return [dict(notice.data) for notice in chosen if notice.active(now)]

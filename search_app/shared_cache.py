@@ -35,10 +35,25 @@ from indexer.search import FacetValue, Hit, Query, Results
 
 log = logging.getLogger(__name__)
 
+MAX_ROWS = 8192
+# Rows are deleted down to the bound every this many stores by one process, not on each: one DELETE per batch.
+TRIM_EVERY = 64
+BUSY_TIMEOUT_MS = 20  # a writer waits this long for another; past it, the result is simply not shared
+SIGNATURE_BYTES = 16
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key BLOB PRIMARY KEY,
+    version TEXT NOT NULL,
+    stored REAL NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+
 
 def _format() -> bytes:
-    """The shape of the pickled classes: a row another build wrote, with other fields, is another key (a worker
-    of the new build would otherwise read objects missing a field)."""
+    """The shape of the classes a row is rebuilt into: a row another build wrote, with other fields, is another
+    key (it would otherwise be rebuilt into objects with fields missing or in the wrong place)."""
     shapes = [(cls.__qualname__, [f.name for f in dataclasses.fields(cls)])
               for cls in (Results, Hit, FacetValue, Query, QueryTerm)]
     return hashlib.blake2b(repr(shapes).encode(), digest_size=8).digest()
@@ -75,20 +90,6 @@ def _rebuild(state: tuple[Any, ...]) -> Results:
         terms=terms,
     )
 
-MAX_ROWS = 8192
-# Rows are deleted down to the bound every this many stores by one process, not on each: one DELETE per batch.
-TRIM_EVERY = 64
-BUSY_TIMEOUT_MS = 20  # a writer waits this long for another; past it, the result is simply not shared
-SIGNATURE_BYTES = 16
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    key BLOB PRIMARY KEY,
-    version TEXT NOT NULL,
-    stored REAL NOT NULL,
-    data BLOB NOT NULL
-)
-"""
 
 
 class SharedResults:
@@ -111,15 +112,15 @@ class SharedResults:
         version_text = repr(version)
         try:
             row = self._connection().execute(
-                "SELECT version, stored, data FROM results WHERE key = ?",
+                "SELECT stored, data FROM results WHERE key = ?",
                 (self._row_key(version_text, query),),
             ).fetchone()
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
             return None
-        if row is None or row[0] != version_text or self.clock() - row[1] >= max_age:
+        if row is None or self.clock() - row[0] >= max_age:
             return None
-        return self._decode(row[2])
+        return self._decode(row[1])
 
     def put(self, version: Hashable, query: Query, results: Results) -> None:
         if self._broken:
